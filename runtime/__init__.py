@@ -1,0 +1,1 @@
+"""Executes Postman collections: model, variables, auth, HTTP, scripts, reports. No Celery inside."""

@@ -1,0 +1,200 @@
+"""The in-memory model of a run, which every reporter renders.
+
+A ``Run`` holds ``Execution`` records (one per request sent, or skipped),
+each with its request, response, assertions and errors. Failures and stats
+are derived from them, so they can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Assertion:
+    """One test (``pm.test`` or legacy ``tests[...]``) and how it ended."""
+
+    name: str
+    passed: bool
+    skipped: bool = False
+    error: str | None = None
+    error_name: str | None = None
+    stack: str | None = None
+
+
+@dataclass
+class ScriptError:
+    """An error outside assertions: a script that threw, a failed exchange.
+
+    kind: "prerequest-script", "test-script", "request", "auth", "internal".
+    """
+
+    kind: str
+    name: str
+    message: str
+    source: str = ""  # the script's owner (collection, folder or item id)
+
+
+@dataclass
+class RequestRecord:
+    """What was sent (after variables, auth and scripts), with secrets masked."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body_mode: str | None = None
+    body: str = ""
+    body_size: int = 0
+
+
+@dataclass
+class ResponseRecord:
+    """What came back; the body is text, capped at the run's ``max_body_bytes``."""
+
+    code: int
+    status: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str = ""
+    body_truncated: bool = False
+    size: int = 0  # bytes of the (decoded) body
+    response_time_ms: float = 0.0
+
+
+@dataclass
+class Execution:
+    """One request of one iteration, as it ran.
+
+    worker/network say where it ran in a distributed run (None when local).
+    """
+
+    id: int
+    item_id: str
+    item_name: str
+    iteration: int
+    path: tuple[str, ...] = ()
+    request: RequestRecord | None = None
+    response: ResponseRecord | None = None
+    assertions: list[Assertion] = field(default_factory=list)
+    errors: list[ScriptError] = field(default_factory=list)
+    skipped: bool = False
+    started_at: datetime = field(default_factory=utc_now)
+    console: list[tuple[str, str]] = field(default_factory=list)
+    worker: str | None = None
+    network: str | None = None
+    attempt: int = 1
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or any(not a.passed and not a.skipped for a in self.assertions)
+
+    def to_dict(self) -> JSON:
+        data = asdict(self)
+        data["started_at"] = iso(self.started_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> Execution:
+        data = dict(data)
+        data["path"] = tuple(data.get("path") or ())
+        data["started_at"] = datetime.fromisoformat(str(data["started_at"]).replace("Z", "+00:00"))
+        if data.get("request"):
+            req = dict(data["request"])
+            req["headers"] = [tuple(h) for h in req.get("headers") or []]
+            data["request"] = RequestRecord(**req)
+        if data.get("response"):
+            res = dict(data["response"])
+            res["headers"] = [tuple(h) for h in res.get("headers") or []]
+            data["response"] = ResponseRecord(**res)
+        data["assertions"] = [Assertion(**a) for a in data.get("assertions") or []]
+        data["errors"] = [ScriptError(**e) for e in data.get("errors") or []]
+        data["console"] = [tuple(c) for c in data.get("console") or []]
+        return cls(**data)
+
+
+@dataclass
+class Failure:
+    """A failed assertion or an error, tied to its execution."""
+
+    execution: Execution
+    name: str  # "AssertionError", or the error's name
+    message: str
+    assertion: str | None = None
+    kind: str = "assertion"
+
+
+@dataclass
+class Run:
+    """A whole run: the collection, the executions, and what they add up to."""
+
+    collection_id: str
+    collection_name: str
+    executions: list[Execution] = field(default_factory=list)
+    iterations: int = 1
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    environment: list[JSON] = field(default_factory=list)
+    globals: list[JSON] = field(default_factory=list)
+    environment_name: str | None = None
+    run_errors: list[ScriptError] = field(default_factory=list)  # errors outside a request
+    bailed: bool = False
+
+    def failures(self) -> list[Failure]:
+        found: list[Failure] = []
+        for execution in self.executions:
+            for error in execution.errors:
+                found.append(Failure(execution, error.name, error.message, kind=error.kind))
+            for assertion in execution.assertions:
+                if not assertion.passed and not assertion.skipped:
+                    found.append(
+                        Failure(
+                            execution,
+                            assertion.error_name or "AssertionError",
+                            assertion.error or f"Expected '{assertion.name}' to be truthy",
+                            assertion=assertion.name,
+                        )
+                    )
+        return found
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.run_errors) or any(e.failed for e in self.executions)
+
+    def stats(self) -> JSON:
+        """Totals in newman's shape: total/failed/pending per kind."""
+        sent = [e for e in self.executions if not e.skipped]
+        assertions = [a for e in self.executions for a in e.assertions]
+        prerequest = [e for e in sent if any(x.kind == "prerequest-script" for x in e.errors)]
+        tests = [e for e in sent if any(x.kind == "test-script" for x in e.errors)]
+        return {
+            "iterations": {"total": self.iterations, "pending": 0, "failed": 0},
+            "items": {"total": len(self.executions), "pending": 0, "failed": 0},
+            "scripts": {"total": 0, "pending": 0, "failed": len(prerequest) + len(tests)},
+            "prerequests": {"total": len(sent), "pending": 0, "failed": 0},
+            "requests": {
+                "total": len(sent),
+                "pending": 0,
+                "failed": sum(1 for e in sent if any(x.kind == "request" for x in e.errors)),
+            },
+            "tests": {"total": len(sent), "pending": 0, "failed": 0},
+            "assertions": {
+                "total": len(assertions),
+                "pending": sum(1 for a in assertions if a.skipped),
+                "failed": sum(1 for a in assertions if not a.passed and not a.skipped),
+            },
+            "testScripts": {"total": 0, "pending": 0, "failed": len(tests)},
+            "prerequestScripts": {"total": 0, "pending": 0, "failed": len(prerequest)},
+        }

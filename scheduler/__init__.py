@@ -1,0 +1,1 @@
+"""Scheduler: monitor sources, due-time computation and the run planner."""

@@ -1,0 +1,1 @@
+"""Celery tasks: dispatch a run, execute one request, finalize, sweep."""
