@@ -80,14 +80,14 @@ class Item(Node):
     def lineage(self) -> tuple[Node, ...]:
         return (*self.parents, self)
 
-    def effective_auth(self) -> JSON | None:
-        """The auth that applies: the nearest one set, up to the collection.
+    def inherited_auth(self) -> JSON | None:
+        """The auth the folders and collection above give this item.
 
         Postman stores ``{"type": "inherit"}`` or no auth for "inherit from
         parent", and ``{"type": "noauth"}`` to stop inheritance.
         """
-        for node in reversed(self.lineage):
-            auth = node.request.get("auth") if isinstance(node, Item) else node.auth
+        for node in reversed(self.parents):
+            auth = node.auth
             if auth and auth.get("type") not in (None, "inherit"):
                 return None if auth.get("type") == "noauth" else auth
         return None

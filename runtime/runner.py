@@ -1,0 +1,150 @@
+"""Run a whole collection locally: iterations, order, setNextRequest, bail, delays.
+
+This is what ``pmrunner run`` does; a distributed run executes the same
+``Step.run_item`` in Celery tasks, with the flow decided by its planner.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+from runtime.events import NullListener, RunListener
+from runtime.http_client import HttpClient
+from runtime.loading import VariableFile, row_for_iteration
+from runtime.model import Collection, Item
+from runtime.options import RunOptions
+from runtime.results import Execution, Run, ScriptError, utc_now
+from runtime.sandbox.engine import context_for_this_thread
+from runtime.step import RunState, Step
+
+
+@dataclass
+class _Cursor:
+    """Where the run is: the item sequence, the position in it, executions so far."""
+
+    items: list[Item]
+    index: int = 0
+    executions: int = 0
+
+    def jump(self, target: str) -> bool:
+        """Move to the item with that id, else that name; False when there is none."""
+        for matches in (lambda i: i.id == target, lambda i: i.name == target):
+            for index, item in enumerate(self.items):
+                if matches(item):
+                    self.index = index
+                    return True
+        return False
+
+
+def iteration_count(options: RunOptions, iteration_data: list[dict[str, object]] | None) -> int:
+    """newman's rule: -n wins, else one iteration per data row, else one."""
+    if options.iterations:
+        return options.iterations
+    return len(iteration_data) if iteration_data else 1
+
+
+def initial_state(
+    collection: Collection,
+    environment: VariableFile | None,
+    globals: VariableFile | None,
+    count: int,
+) -> RunState:
+    return RunState(
+        environment=copy.deepcopy(environment.values) if environment else [],
+        globals=copy.deepcopy(globals.values) if globals else [],
+        collection_variables=copy.deepcopy(collection.variables),
+        iteration_count=count,
+    )
+
+
+def run_collection(
+    collection: Collection,
+    *,
+    environment: VariableFile | None = None,
+    globals: VariableFile | None = None,
+    iteration_data: list[dict[str, object]] | None = None,
+    options: RunOptions | None = None,
+    listener: RunListener | None = None,
+) -> Run:
+    """Run ``collection`` and return the finished ``Run``.
+
+    Parameters:
+        collection: the parsed collection.
+        environment: environment variables (``-e``), already merged with ``--env-var``.
+        globals: global variables (``-g``), already merged with ``--global-var``.
+        iteration_data: rows of iteration data (``-d``).
+        options: run options; ``RunOptions()`` by default.
+        listener: follows the run (reporters).
+
+    The returned run holds the final environment and globals, for exports.
+    """
+    options = options or RunOptions()
+    listener = listener or NullListener()
+    count = iteration_count(options, iteration_data)
+    run = Run(
+        collection_id=collection.id,
+        collection_name=collection.name,
+        iterations=count,
+        environment_name=environment.name if environment else None,
+    )
+    state = initial_state(collection, environment, globals, count)
+    items = collection.select(list(options.folders))
+    client = HttpClient(options)
+    step = Step(collection, options, client, context_for_this_thread(options.script_limits))
+    listener.run_started(run)
+    try:
+        _iterate(run, step, state, items, iteration_data or [], listener)
+    finally:
+        client.close()
+        run.finished_at = utc_now()
+        run.environment = state.environment
+        run.globals = state.globals
+    listener.run_finished(run)
+    return run
+
+
+def _iterate(
+    run: Run,
+    step: Step,
+    state: RunState,
+    items: list[Item],
+    rows: list[dict[str, object]],
+    listener: RunListener,
+) -> None:
+    options = step.options
+    deadline = time.monotonic() + options.timeouts.run / 1000 if options.timeouts.run else None
+    executed = 0
+    for iteration in range(run.iterations):
+        state.iteration = iteration
+        state.data = row_for_iteration(rows, iteration)
+        listener.iteration_started(run, iteration)
+        cursor = _Cursor(items)
+        while cursor.index < len(items):
+            if deadline is not None and time.monotonic() > deadline:
+                message = f"run timed out after {options.timeouts.run} ms"
+                run.run_errors.append(ScriptError("run", "TimeoutError", message))
+                return
+            if executed and options.delay_request_ms:
+                time.sleep(options.delay_request_ms / 1000)
+            item = items[cursor.index]
+            executed += 1
+            execution = Execution(
+                id=executed,
+                item_id=item.id,
+                item_name=item.name,
+                iteration=iteration,
+                path=item.path,
+            )
+            listener.execution_started(run, execution)
+            result = step.run_item(item, state, execution, position=cursor.index)
+            run.executions.append(execution)
+            listener.execution_finished(run, execution)
+            if options.bail and execution.failed:
+                run.bailed = True
+                return
+            if not result.has_next_request:
+                cursor.index += 1
+            elif result.next_request is None or not cursor.jump(result.next_request):
+                break

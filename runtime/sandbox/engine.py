@@ -1,0 +1,325 @@
+"""Run Postman scripts in Postman's own sandbox, inside an embedded V8.
+
+A ``SandboxContext`` is one V8 context (``mini-racer``) booted with the host
+shim (``host.js``) and Postman's sandbox bundle. It is reused for every script
+of the thread that created it: V8 contexts must not cross ``fork()`` or
+threads, and booting costs about a tenth of a second. After a script is
+stopped for time or memory the context is thrown away and booted afresh.
+
+Scripts reach Python for two services, through ``ScriptServices``:
+``pm.sendRequest`` and the cookie jar (``pm.cookies.jar()``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from py_mini_racer import JSOOMException, JSTimeoutException, MiniRacer
+from py_mini_racer._exc import JSEvalException
+
+from pmrunner.errors import SandboxError, ScriptMemoryError, ScriptTimeoutError
+from runtime.options import ScriptLimits
+from runtime.sandbox.bundle import installed_bundle
+
+JSON = dict[str, Any]
+HOST_SHIM = Path(__file__).with_name("host.js")
+# Time the Python side grants beyond the sandbox's own timeout, so that the
+# sandbox reports an asynchronous timeout itself when it can.
+GRACE_SECONDS = 1.0
+BOOT_TIMEOUT_SECONDS = 30.0
+
+
+class ScriptServices(Protocol):
+    """What a script may ask of the runner while it runs."""
+
+    def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:
+        """Send a ``pm.sendRequest`` request; return (error, response) as sandbox JSON."""
+        ...
+
+    def cookie_store(self, method: str, args: list[Any]) -> Any:
+        """Run a tough-cookie store method (findCookies, putCookie, ...) on the run's jar."""
+        ...
+
+
+@dataclass
+class ScriptOutcome:
+    """What one script execution produced.
+
+    scopes: the variable scopes after the script, by the sandbox's names
+    (``environment``, ``globals``, ``collectionVariables``, ``_variables``),
+    each a list of variable entries. request: the request after a
+    pre-request script changed it. next_request: ``setNextRequest``'s argument
+    when it was called (``None`` ends the iteration); ``has_next_request`` says
+    whether it was.
+    """
+
+    assertions: list[JSON] = field(default_factory=list)
+    errors: list[JSON] = field(default_factory=list)
+    console: list[tuple[str, str]] = field(default_factory=list)
+    scopes: dict[str, list[JSON]] = field(default_factory=dict)
+    request: JSON | None = None
+    has_next_request: bool = False
+    next_request: str | None = None
+    skip_request: bool = False
+    visualizer: JSON | None = None
+
+
+_bootcode_lock = threading.Lock()
+_bootcode: str | None = None
+
+
+def bootcode() -> str:
+    """The sandbox bundle's code (the npm file wraps it in a CommonJS module)."""
+    global _bootcode
+    with _bootcode_lock:
+        if _bootcode is None:
+            wrapper = installed_bundle().read_text(encoding="utf-8")
+            scratch = MiniRacer()
+            try:
+                scratch.eval("var module = { exports: {} };")
+                scratch.eval(wrapper)
+                code = scratch.eval(
+                    "var __code; module.exports(function (e, c) { __code = c; }); __code"
+                )
+            finally:
+                scratch.close()
+            if not isinstance(code, str) or not code:
+                raise SandboxError("the sandbox bundle did not yield its boot code")
+            _bootcode = code
+        return _bootcode
+
+
+class SandboxContext:
+    """One booted V8 context running Postman's sandbox.
+
+    Not thread-safe: use one per thread (see ``context_for_this_thread``).
+    """
+
+    def __init__(self, limits: ScriptLimits | None = None) -> None:
+        self.limits = limits or ScriptLimits()
+        self._racer: MiniRacer | None = None
+        self.boots = 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    def _boot(self) -> MiniRacer:
+        racer = MiniRacer()
+        racer.set_hard_memory_limit(self.limits.max_memory_bytes)
+        racer.eval(HOST_SHIM.read_text(encoding="utf-8"))
+        racer.eval(bootcode())
+        self._racer = racer
+        self.boots += 1
+        messages = self._exchange([["initialize", {}]], time.monotonic() + BOOT_TIMEOUT_SECONDS)
+        for name, *args in messages:
+            if name == "initialize" and args and args[0]:
+                raise SandboxError(f"the sandbox failed to initialise: {args[0]}")
+        return racer
+
+    def _racer_ready(self) -> MiniRacer:
+        return self._racer if self._racer is not None else self._boot()
+
+    def reset(self) -> None:
+        """Throw the V8 context away; the next script boots a new one."""
+        if self._racer is not None:
+            racer, self._racer = self._racer, None
+            try:
+                racer.close()
+            except Exception:  # noqa: BLE001 - a broken isolate may fail to close; drop it
+                pass
+
+    close = reset
+
+    # -- exchanges with the host shim ------------------------------------
+
+    def _exchange(
+        self, dispatches: list[list[Any]], deadline: float, sync_limit: float | None = None
+    ) -> list[list[Any]]:
+        """Dispatch into the sandbox, then wait for messages that need Python.
+
+        sync_limit bounds the synchronous part (the dispatch itself), where an
+        endless loop would otherwise hold the thread.
+        """
+        racer = self._racer
+        assert racer is not None
+        remaining = max(deadline - time.monotonic(), 0.001)
+        if sync_limit is not None:
+            remaining = min(remaining, sync_limit)
+        code = f"__pmHost.send({json.dumps(json.dumps(dispatches))})"
+        promise = racer.eval(code, timeout_sec=remaining)
+        return self._settle(promise, deadline)
+
+    def _wait(self, deadline: float) -> list[list[Any]]:
+        racer = self._racer
+        assert racer is not None
+        return self._settle(racer.eval("__pmHost.wait()"), deadline)
+
+    def _settle(self, promise: Any, deadline: float) -> list[list[Any]]:
+        remaining = max(deadline - time.monotonic(), 0.001)
+        raw = promise.get(timeout=remaining)
+        return [json.loads(text) for text in raw]
+
+    # -- executing scripts -----------------------------------------------
+
+    def execute(
+        self,
+        *,
+        listen: str,
+        source: str,
+        context: JSON,
+        services: ScriptServices,
+        timeout_ms: int = 0,
+        cursor: JSON | None = None,
+        legacy: JSON | None = None,
+    ) -> ScriptOutcome:
+        """Run one script and return what it did.
+
+        Parameters:
+            listen: "prerequest" or "test".
+            source: the script's JavaScript.
+            context: the sandbox context (request, response, variable scopes, data, cookies).
+            services: where ``pm.sendRequest`` and cookie-jar calls go.
+            timeout_ms: the script's time limit (0: the limits' default).
+            cursor: iteration and position, for ``pm.info``.
+            legacy: item id/name/path, for ``pm.info`` and the legacy globals.
+
+        Raises ScriptTimeoutError or ScriptMemoryError when a limit stops the
+        script (the context is then rebooted for the next script), and
+        SandboxError when the sandbox itself fails.
+        """
+        limit_ms = timeout_ms if timeout_ms > 0 else self.limits.default_timeout_ms
+        deadline = time.monotonic() + limit_ms / 1000 + GRACE_SECONDS
+        execution_id = uuid.uuid4().hex
+        event = {"listen": listen, "script": {"type": "text/javascript", "exec": source}}
+        options = {
+            "cursor": cursor or {},
+            "timeout": limit_ms,
+            "debug": True,  # routes console calls through the host's console
+            "legacy": legacy or {},
+        }
+        self._racer_ready()
+        try:
+            return self._run(execution_id, event, context, options, services, deadline)
+        except (JSTimeoutException, TimeoutError) as error:
+            self.reset()
+            raise ScriptTimeoutError(f"script timed out after {limit_ms} ms") from error
+        except JSOOMException as error:
+            self.reset()
+            raise ScriptMemoryError(
+                f"script exceeded the memory limit of {self.limits.max_memory_bytes // 2**20} MiB"
+            ) from error
+        except JSEvalException as error:
+            self.reset()
+            raise SandboxError(f"sandbox failure: {error}") from error
+
+    def _run(
+        self,
+        execution_id: str,
+        event: JSON,
+        context: JSON,
+        options: JSON,
+        services: ScriptServices,
+        deadline: float,
+    ) -> ScriptOutcome:
+        outcome = ScriptOutcome()
+        sync_limit = float(options["timeout"]) / 1000
+        messages = self._exchange(
+            [["execute", execution_id, event, context, options]], deadline, sync_limit
+        )
+        while True:
+            replies: list[list[Any]] = []
+            for message in messages:
+                if self._handle(message, execution_id, outcome, services, replies):
+                    return outcome
+            if replies:
+                messages = self._exchange(replies, deadline, sync_limit)
+            else:
+                messages = self._wait(deadline)
+
+    def _handle(
+        self,
+        message: list[Any],
+        execution_id: str,
+        outcome: ScriptOutcome,
+        services: ScriptServices,
+        replies: list[list[Any]],
+    ) -> bool:
+        """Apply one message; return True when the execution has finished."""
+        name, args = message[0], message[1:]
+        suffix = "." + execution_id
+        if name == "__console":
+            outcome.console.append((str(args[0]), str(args[1])))
+        elif name == "execution.assertion" + suffix:
+            outcome.assertions.extend(args[1])
+        elif name == "execution.error" + suffix:
+            outcome.errors.append(_error_json(args[1]))
+        elif name == "execution.skipRequest" + suffix:
+            outcome.skip_request = True
+        elif name == "execution.request" + suffix:
+            _cursor, _id, event_id, request = args
+            error, response = services.send_request(request)
+            replies.append(["execution.response" + suffix, event_id, error, response, {}])
+        elif name == "execution.cookies" + suffix:
+            event_id, _store, method, call_args = args
+            try:
+                result = services.cookie_store(method, call_args)
+                replies.append(["execution.cookies" + suffix, event_id, None, result])
+            except Exception as error:  # noqa: BLE001 - any failure goes back to the script
+                replies.append(["execution.cookies" + suffix, event_id, str(error), None])
+        elif name in ("__host_error", "error"):
+            outcome.errors.append(_error_json(args[0] if args else {}))
+        elif name == "execution.result" + suffix:
+            _apply_result(outcome, args[0], args[1] if len(args) > 1 else None)
+            return True
+        return False
+
+
+def _error_json(error: Any) -> JSON:
+    if isinstance(error, dict):
+        return {
+            "name": str(error.get("name") or "Error"),
+            "message": str(error.get("message") or ""),
+            "stack": error.get("stack"),
+        }
+    return {"name": "Error", "message": str(error), "stack": None}
+
+
+def _apply_result(outcome: ScriptOutcome, error: Any, execution: JSON | None) -> None:
+    if error:
+        failure = _error_json(error)
+        if failure not in outcome.errors:
+            outcome.errors.append(failure)
+    if not execution:
+        return
+    for scope in ("environment", "globals", "collectionVariables", "_variables"):
+        values = (execution.get(scope) or {}).get("values")
+        if isinstance(values, list):
+            outcome.scopes[scope] = values
+    if isinstance(execution.get("request"), dict):
+        outcome.request = execution["request"]
+    returned = execution.get("return") or {}
+    if "nextRequest" in returned:
+        outcome.has_next_request = True
+        next_request = returned["nextRequest"]
+        outcome.next_request = None if next_request is None else str(next_request)
+    if returned.get("visualizer"):
+        outcome.visualizer = returned["visualizer"]
+
+
+_local = threading.local()
+
+
+def context_for_this_thread(limits: ScriptLimits | None = None) -> SandboxContext:
+    """The calling thread's sandbox context, created on first use."""
+    context: SandboxContext | None = getattr(_local, "context", None)
+    if context is None:
+        context = SandboxContext(limits)
+        _local.context = context
+    elif limits is not None:
+        context.limits = limits
+    return context

@@ -1,0 +1,363 @@
+"""One request of a run, start to finish: the unit a Celery task executes.
+
+``run_item`` takes an item and the run's state (variables, iteration data),
+runs the pre-request scripts, builds and sends the request with its auth,
+runs the test scripts, and returns the ``Execution`` record plus where the
+run goes next. The state it mutates is plain JSON, so a distributed run can
+carry it from one worker to the next.
+
+It never raises for what happens inside the request: script errors, request
+errors, timeouts and unsupported auth all end up in the execution's errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pmrunner.errors import PmrunnerError, SandboxError
+from runtime.auth import signer_for
+from runtime.exchange import HttpResponse, OutgoingRequest
+from runtime.http_client import HttpClient
+from runtime.masking import mask, mask_headers
+from runtime.model import Collection, Item, Script
+from runtime.options import RunOptions
+from runtime.request_builder import build_request
+from runtime.results import Assertion, Execution, RequestRecord, ResponseRecord, ScriptError
+from runtime.sandbox.cookies import ScriptCookieStore
+from runtime.sandbox.engine import SandboxContext, ScriptOutcome
+from runtime.variables import VariableResolver, VariableScope
+
+JSON = dict[str, Any]
+SCOPE_FIELDS = {
+    "environment": "environment",
+    "globals": "globals",
+    "collectionVariables": "collection_variables",
+    "_variables": "local",
+}
+
+
+@dataclass
+class RunState:
+    """The state that flows from one request of a run to the next (JSON-safe).
+
+    local holds ``pm.variables.set`` values, which last for the rest of the run.
+    cookies is the jar, exported, for hand-off between processes.
+    """
+
+    environment: list[JSON] = field(default_factory=list)
+    globals: list[JSON] = field(default_factory=list)
+    collection_variables: list[JSON] = field(default_factory=list)
+    local: list[JSON] = field(default_factory=list)
+    data: JSON = field(default_factory=dict)
+    cookies: list[JSON] = field(default_factory=list)
+    iteration: int = 0
+    iteration_count: int = 1
+
+    def resolver(self) -> VariableResolver:
+        return VariableResolver(
+            local=VariableScope(self.local),
+            data=self.data,
+            environment=VariableScope(self.environment),
+            collection=VariableScope(self.collection_variables),
+            globals=VariableScope(self.globals),
+        )
+
+    def sandbox_scopes(self) -> JSON:
+        return {name: {"values": getattr(self, attr)} for name, attr in SCOPE_FIELDS.items()}
+
+    def absorb(self, outcome: ScriptOutcome) -> None:
+        for name, values in outcome.scopes.items():
+            setattr(self, SCOPE_FIELDS[name], values)
+
+
+@dataclass
+class StepResult:
+    """An execution and the flow directive its scripts left.
+
+    has_next_request: ``setNextRequest`` was called; next_request is its
+    target (None ends the iteration).
+    """
+
+    execution: Execution
+    has_next_request: bool = False
+    next_request: str | None = None
+
+
+@dataclass
+class Step:
+    """The run-wide services a step needs: one per run (or per worker thread)."""
+
+    collection: Collection
+    options: RunOptions
+    client: HttpClient
+    sandbox: SandboxContext
+
+    def run_item(
+        self, item: Item, state: RunState, execution: Execution, *, position: int
+    ) -> StepResult:
+        """Run one item with ``state``, which it updates in place, filling ``execution``.
+
+        Parameters:
+            item: the request item to run.
+            state: variables, data row and iteration; scripts' changes land here.
+            execution: the record to fill (created by the caller, so listeners
+                can announce it before it runs).
+            position: the item's index in the run's sequence, for ``pm.info``.
+        """
+        flow = _Flow()
+        cursor = {
+            "iteration": state.iteration,
+            "cycles": state.iteration_count,
+            "position": position,
+            "ref": str(uuid.uuid4()),
+        }
+        request_json = dict(item.request)
+        services = _Services(self, state)
+        for script in item.script_chain("prerequest"):
+            outcome = self._script(script, item, state, execution, cursor, services, request_json)
+            if outcome is not None:
+                flow.absorb(outcome)
+                if outcome.request is not None:
+                    request_json = _keep_unscripted_fields(item.request, outcome.request)
+                if outcome.skip_request:
+                    execution.skipped = True
+                    return flow.result(execution)
+        sent, response = self._exchange(item, request_json, state, execution)
+        test_request = _request_json(sent) if sent else request_json
+        response_json = _response_json(response) if response else None
+        for script in item.script_chain("test"):
+            outcome = self._script(
+                script, item, state, execution, cursor, services, test_request, response_json
+            )
+            if outcome is not None:
+                flow.absorb(outcome)
+        return flow.result(execution)
+
+    # -- scripts -----------------------------------------------------------
+
+    def _script(
+        self,
+        script: Script,
+        item: Item,
+        state: RunState,
+        execution: Execution,
+        cursor: JSON,
+        services: _Services,
+        request_json: JSON,
+        response_json: JSON | None = None,
+    ) -> ScriptOutcome | None:
+        context: JSON = {
+            **state.sandbox_scopes(),
+            "data": state.data,
+            "request": request_json,
+            "cookies": _cookies_for(self.client, request_json),
+        }
+        if response_json is not None:
+            context["response"] = response_json
+        legacy = {
+            "_itemId": item.id,
+            "_itemName": item.name,
+            "_itemPath": [*item.path, item.name],
+            "_eventItemName": _owner_name(item, script.owner_id),
+        }
+        kind = f"{script.listen}-script" if script.listen == "test" else "prerequest-script"
+        try:
+            outcome = self.sandbox.execute(
+                listen=script.listen,
+                source=script.source,
+                context=context,
+                services=services,
+                timeout_ms=self.options.timeouts.script,
+                cursor=cursor,
+                legacy=legacy,
+            )
+        except SandboxError as error:
+            execution.errors.append(
+                ScriptError(kind, type(error).__name__, str(error), script.owner_id)
+            )
+            return None
+        state.absorb(outcome)
+        secrets = state.resolver().secret_values()
+        execution.assertions.extend(_assertion(a, secrets) for a in outcome.assertions)
+        execution.errors.extend(
+            ScriptError(kind, e["name"], mask(e["message"], secrets), script.owner_id)
+            for e in outcome.errors
+        )
+        execution.console.extend((level, mask(text, secrets)) for level, text in outcome.console)
+        return outcome
+
+    # -- the HTTP exchange ---------------------------------------------------
+
+    def _exchange(
+        self, item: Item, request_json: JSON, state: RunState, execution: Execution
+    ) -> tuple[OutgoingRequest | None, HttpResponse | None]:
+        resolver = state.resolver()
+        behavior = item.effective_behavior()
+        outgoing: OutgoingRequest | None = None
+        try:
+            outgoing = build_request(
+                request_json,
+                resolver.resolve,
+                behavior=behavior,
+                working_dir=self.options.working_dir,
+            )
+            auth = _auth_for(item, request_json)
+            signer = signer_for(auth, resolver.resolve)
+            response = self.client.send(outgoing, behavior=behavior, signer=signer)
+        except PmrunnerError as error:
+            execution.errors.append(ScriptError("request", _error_name(error), str(error)))
+            if outgoing is not None:
+                execution.request = _request_record(outgoing, resolver.secret_values())
+            return outgoing, None
+        secrets = resolver.secret_values() | outgoing.secrets
+        execution.request = _request_record(outgoing, secrets)
+        execution.response = _response_record(response, secrets, self.options.max_body_bytes)
+        return outgoing, response
+
+
+class _Flow:
+    """Collects setNextRequest calls across a step's scripts (the last one wins)."""
+
+    def __init__(self) -> None:
+        self.has_next = False
+        self.next: str | None = None
+
+    def absorb(self, outcome: ScriptOutcome) -> None:
+        if outcome.has_next_request:
+            self.has_next, self.next = True, outcome.next_request
+
+    def result(self, execution: Execution) -> StepResult:
+        return StepResult(execution, self.has_next, self.next)
+
+
+class _Services:
+    """What scripts of one step may ask: pm.sendRequest and the cookie jar."""
+
+    def __init__(self, step: Step, state: RunState) -> None:
+        self.step = step
+        self.state = state
+        self.cookies = ScriptCookieStore(step.client.jar)
+
+    def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:
+        try:
+            outgoing = build_request(request, lambda text: text, working_dir=self.step.options.working_dir)
+            response = self.step.client.send(outgoing)
+        except PmrunnerError as error:
+            return {"name": _error_name(error), "message": str(error)}, None
+        return None, _response_json(response)
+
+    def cookie_store(self, method: str, args: list[Any]) -> Any:
+        return self.cookies.call(method, args)
+
+
+def _auth_for(item: Item, request_json: JSON) -> JSON | None:
+    """The request's own auth (scripts may have changed it), else the inherited one."""
+    auth = request_json.get("auth")
+    if isinstance(auth, dict) and auth.get("type") not in (None, "inherit"):
+        return None if auth["type"] == "noauth" else auth
+    return item.inherited_auth()
+
+
+def _error_name(error: Exception) -> str:
+    return "Error" if isinstance(error, PmrunnerError) else type(error).__name__
+
+
+def _owner_name(item: Item, owner_id: str) -> str:
+    for node in item.lineage:
+        if node.id == owner_id:
+            return node.name
+    return item.name
+
+
+def _keep_unscripted_fields(original: JSON, scripted: JSON) -> JSON:
+    """The request after a script, keeping fields the sandbox does not carry."""
+    merged = dict(original)
+    merged.update(scripted)
+    if "auth" in original and "auth" not in scripted:
+        merged["auth"] = original["auth"]
+    return merged
+
+
+def _cookies_for(client: HttpClient, request_json: JSON) -> list[JSON]:
+    url = request_json.get("url")
+    raw = url.get("raw") if isinstance(url, dict) else url
+    if not isinstance(raw, str) or "{{" in raw or not raw.startswith(("http://", "https://")):
+        return []
+    return [
+        {"name": c.get("name") or c.get("key"), "key": c.get("name") or c.get("key"), **c}
+        for c in client.cookies_for(raw)
+    ]
+
+
+def _assertion(raw: JSON, secrets: set[str]) -> Assertion:
+    error = raw.get("error") or None
+    return Assertion(
+        name=str(raw.get("name", "")),
+        passed=bool(raw.get("passed")),
+        skipped=bool(raw.get("skipped")),
+        error=mask(str(error.get("message", "")), secrets) if error else None,
+        error_name=str(error.get("name", "AssertionError")) if error else None,
+        stack=mask(str(error.get("stack") or ""), secrets) if error else None,
+    )
+
+
+def _body_text(body: bytes | None) -> str:
+    if not body:
+        return ""
+    return body.decode("utf-8", errors="replace")
+
+
+def _request_json(request: OutgoingRequest) -> JSON:
+    """The request as sent, in postman-collection's JSON, for test scripts."""
+    data: JSON = {
+        "url": request.url,
+        "method": request.method,
+        "header": [{"key": k, "value": v} for k, v in request.headers],
+    }
+    if request.body:
+        data["body"] = {"mode": "raw", "raw": _body_text(request.body)}
+    return data
+
+
+def _response_json(response: HttpResponse) -> JSON:
+    """A response in postman-collection's JSON, for test scripts and pm.sendRequest."""
+    data: JSON = {
+        "code": response.code,
+        "status": response.reason,
+        "header": [{"key": k, "value": v} for k, v in response.headers],
+        "responseTime": round(response.response_time_ms),
+        "responseSize": len(response.body),
+    }
+    try:
+        data["body"] = response.body.decode("utf-8")
+    except UnicodeDecodeError:
+        data["stream"] = {"type": "Buffer", "data": list(response.body)}
+    return data
+
+
+def _request_record(request: OutgoingRequest, secrets: set[str]) -> RequestRecord:
+    body = _body_text(request.body)
+    return RequestRecord(
+        method=request.method,
+        url=mask(request.url, secrets),
+        headers=mask_headers(request.headers, secrets),
+        body_mode=request.body_mode,
+        body=mask(body, secrets),
+        body_size=len(request.body or b""),
+    )
+
+
+def _response_record(response: HttpResponse, secrets: set[str], cap: int) -> ResponseRecord:
+    body = response.body[:cap] if cap > 0 else response.body
+    return ResponseRecord(
+        code=response.code,
+        status=response.reason,
+        headers=mask_headers(response.headers, secrets),
+        body=mask(_body_text(body), secrets),
+        body_truncated=cap > 0 and len(response.body) > cap,
+        size=len(response.body),
+        response_time_ms=response.response_time_ms,
+    )
+
