@@ -11,6 +11,11 @@
     ├── RequestError                an HTTP exchange failed (connection, TLS, timeout)
     │   └── UnsupportedAuthError    an auth type this runner does not implement
     └── PostmanApiError             the Postman API answered with an error
+        ├── PostmanAuthError        the API key was refused (401, 403)
+        ├── PostmanNotFoundError    a monitor, collection or environment uid does not exist
+        ├── PostmanRateLimitError   still rate limited (429) after the allowed retries
+        ├── PostmanUnavailableError unreachable, timing out or failing (5xx) after retries
+        └── PostmanResponseError    an answer this client cannot read (not JSON, wrong shape)
 
 A request that fails inside a run never escapes as an exception: the runtime
 turns it into a result. These errors are for the code around the run.
@@ -60,4 +65,59 @@ class UnsupportedAuthError(RequestError):
 
 
 class PostmanApiError(PmrunnerError):
-    """The Postman API answered with an error."""
+    """The Postman API answered with an error.
+
+    Args:
+        message: what went wrong, naming the endpoint; never contains the API key.
+        endpoint: the call that failed, e.g. ``GET /monitors/1-abc``.
+        status: the HTTP status of the last answer, or None when there was none.
+        error_name: the error name from the answer body (``instanceNotFoundError``, ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status: int | None = None,
+        error_name: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+        self.error_name = error_name
+
+
+class PostmanAuthError(PostmanApiError):
+    """The Postman API refused the API key (401) or its permissions (403)."""
+
+
+class PostmanNotFoundError(PostmanApiError):
+    """The monitor, collection or environment uid does not exist."""
+
+
+class PostmanRateLimitError(PostmanApiError):
+    """The Postman API still answered 429 after the allowed retries.
+
+    ``retry_after`` holds the wait in seconds the API asked for, when it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status: int | None = 429,
+        error_name: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, status=status, error_name=error_name)
+        self.retry_after = retry_after
+
+
+class PostmanUnavailableError(PostmanApiError):
+    """The Postman API was unreachable, timed out or failed (5xx) after retries."""
+
+
+class PostmanResponseError(PostmanApiError):
+    """The Postman API answered with a body this client cannot read."""
