@@ -70,3 +70,63 @@ class RunOptions:
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
     working_dir: Path = field(default_factory=Path.cwd)
     max_body_bytes: int = 64 * 1024
+
+
+def options_to_dict(options: RunOptions) -> dict[str, object]:
+    """JSON-safe form of run options (paths as strings), for task messages and tickets."""
+    return {
+        "iterations": options.iterations,
+        "folders": list(options.folders),
+        "delay_request_ms": options.delay_request_ms,
+        "bail": options.bail,
+        "follow_redirects": options.follow_redirects,
+        "timeouts": {
+            "request": options.timeouts.request,
+            "script": options.timeouts.script,
+            "run": options.timeouts.run,
+        },
+        "tls": {
+            "verify": options.tls.verify,
+            "extra_ca_certs": _path_text(options.tls.extra_ca_certs),
+            "client_cert": _path_text(options.tls.client_cert),
+            "client_key": _path_text(options.tls.client_key),
+            "client_passphrase": options.tls.client_passphrase,
+        },
+        "script_limits": {
+            "max_memory_bytes": options.script_limits.max_memory_bytes,
+            "default_timeout_ms": options.script_limits.default_timeout_ms,
+        },
+        "working_dir": str(options.working_dir),
+        "max_body_bytes": options.max_body_bytes,
+    }
+
+
+def options_from_dict(data: dict[str, object]) -> RunOptions:
+    """The inverse of ``options_to_dict``."""
+    tls = dict(data.get("tls") or {})  # type: ignore[call-overload]
+    return RunOptions(
+        iterations=data.get("iterations"),  # type: ignore[arg-type]
+        folders=tuple(data.get("folders") or ()),  # type: ignore[call-overload]
+        delay_request_ms=int(data.get("delay_request_ms") or 0),  # type: ignore[call-overload]
+        bail=bool(data.get("bail")),
+        follow_redirects=bool(data.get("follow_redirects", True)),
+        timeouts=Timeouts(**dict(data.get("timeouts") or {})),  # type: ignore[call-overload]
+        tls=TLSOptions(
+            verify=bool(tls.get("verify", True)),
+            extra_ca_certs=_path(tls.get("extra_ca_certs")),
+            client_cert=_path(tls.get("client_cert")),
+            client_key=_path(tls.get("client_key")),
+            client_passphrase=tls.get("client_passphrase"),
+        ),
+        script_limits=ScriptLimits(**dict(data.get("script_limits") or {})),  # type: ignore[call-overload]
+        working_dir=Path(str(data.get("working_dir") or Path.cwd())),
+        max_body_bytes=int(data.get("max_body_bytes") or 64 * 1024),  # type: ignore[call-overload]
+    )
+
+
+def _path_text(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
+def _path(text: object) -> Path | None:
+    return Path(str(text)) if text else None

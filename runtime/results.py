@@ -24,6 +24,12 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_iso(text: object) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
 @dataclass
 class Assertion:
     """One test (``pm.test`` or legacy ``tests[...]``) and how it ended."""
@@ -110,7 +116,7 @@ class Execution:
     def from_dict(cls, data: JSON) -> Execution:
         data = dict(data)
         data["path"] = tuple(data.get("path") or ())
-        data["started_at"] = datetime.fromisoformat(str(data["started_at"]).replace("Z", "+00:00"))
+        data["started_at"] = parse_iso(data["started_at"]) or utc_now()
         if data.get("request"):
             req = dict(data["request"])
             req["headers"] = [tuple(h) for h in req.get("headers") or []]
@@ -172,6 +178,38 @@ class Run:
     @property
     def failed(self) -> bool:
         return bool(self.run_errors) or any(e.failed for e in self.executions)
+
+    def to_dict(self) -> JSON:
+        """JSON-safe form, for the run store and for hand-off between processes."""
+        return {
+            "collection_id": self.collection_id,
+            "collection_name": self.collection_name,
+            "executions": [e.to_dict() for e in self.executions],
+            "iterations": self.iterations,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "environment": self.environment,
+            "globals": self.globals,
+            "environment_name": self.environment_name,
+            "run_errors": [asdict(e) for e in self.run_errors],
+            "bailed": self.bailed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> Run:
+        return cls(
+            collection_id=str(data["collection_id"]),
+            collection_name=str(data["collection_name"]),
+            executions=[Execution.from_dict(e) for e in data.get("executions") or []],
+            iterations=int(data.get("iterations") or 1),
+            started_at=parse_iso(data["started_at"]) or utc_now(),
+            finished_at=parse_iso(data.get("finished_at")),
+            environment=list(data.get("environment") or []),
+            globals=list(data.get("globals") or []),
+            environment_name=data.get("environment_name"),
+            run_errors=[ScriptError(**e) for e in data.get("run_errors") or []],
+            bailed=bool(data.get("bailed")),
+        )
 
     def stats(self) -> JSON:
         """Totals in newman's shape: total/failed/pending per kind."""

@@ -242,7 +242,9 @@ class _Services:
 
     def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:
         try:
-            outgoing = build_request(request, lambda text: text, working_dir=self.step.options.working_dir)
+            outgoing = build_request(
+                request, lambda text: text, working_dir=self.step.options.working_dir
+            )
             response = self.step.client.send(outgoing)
         except PmrunnerError as error:
             return {"name": _error_name(error), "message": str(error)}, None
@@ -360,4 +362,3 @@ def _response_record(response: HttpResponse, secrets: set[str], cap: int) -> Res
         size=len(response.body),
         response_time_ms=response.response_time_ms,
     )
-

@@ -111,14 +111,14 @@ class ScriptCookieStore:
         now = time.time()
         return [c for c in self.jar if c.expires is None or c.expires > now]
 
-    def _findCookie(self, domain: str, path: str, key: str) -> JSON | None:  # noqa: N802
+    def _findCookie(self, domain: str, path: str, key: str) -> JSON | None:
         for cookie in self._live():
             same_domain = cookie.domain.lstrip(".").lower() == (domain or "").lower()
             if same_domain and cookie.path == path and cookie.name == key:
                 return cookie_to_json(cookie)
         return None
 
-    def _findCookies(  # noqa: N802
+    def _findCookies(
         self, domain: str, path: str | None = None, *_special: Any
     ) -> list[JSON]:
         if not domain or not self.allowed(domain):
@@ -129,29 +129,29 @@ class ScriptCookieStore:
             if domain_matches(cookie.domain, domain) and path_matches(cookie.path, path or "")
         ]
 
-    def _putCookie(self, cookie: JSON) -> None:  # noqa: N802
+    def _putCookie(self, cookie: JSON) -> None:
         domain = str(cookie.get("domain") or "")
         if not self.allowed(domain):
             raise PermissionError(f"scripts may not set cookies for {domain}")
         self.jar.set_cookie(cookie_from_json(cookie))
 
-    def _updateCookie(self, _old: JSON, new: JSON) -> None:  # noqa: N802
+    def _updateCookie(self, _old: JSON, new: JSON) -> None:
         self._putCookie(new)
 
-    def _removeCookie(self, domain: str, path: str, key: str) -> None:  # noqa: N802
+    def _removeCookie(self, domain: str, path: str, key: str) -> None:
         for cookie in list(self.jar):
             same_domain = cookie.domain.lstrip(".").lower() == (domain or "").lower()
             if same_domain and cookie.path == path and cookie.name == key:
                 self.jar.clear(cookie.domain, cookie.path, cookie.name)
 
-    def _removeCookies(self, domain: str, path: str | None = None) -> None:  # noqa: N802
+    def _removeCookies(self, domain: str, path: str | None = None) -> None:
         for cookie in list(self.jar):
             same_domain = cookie.domain.lstrip(".").lower() == (domain or "").lower()
             if same_domain and (not path or cookie.path == path):
                 self.jar.clear(cookie.domain, cookie.path, cookie.name)
 
-    def _removeAllCookies(self) -> None:  # noqa: N802
+    def _removeAllCookies(self) -> None:
         self.jar.clear()
 
-    def _getAllCookies(self) -> list[JSON]:  # noqa: N802
+    def _getAllCookies(self) -> list[JSON]:
         return [cookie_to_json(cookie) for cookie in self._live()]

@@ -130,7 +130,7 @@ class SandboxContext:
             racer, self._racer = self._racer, None
             try:
                 racer.close()
-            except Exception:  # noqa: BLE001 - a broken isolate may fail to close; drop it
+            except Exception:
                 pass
 
     close = reset
@@ -269,7 +269,7 @@ class SandboxContext:
             try:
                 result = services.cookie_store(method, call_args)
                 replies.append(["execution.cookies" + suffix, event_id, None, result])
-            except Exception as error:  # noqa: BLE001 - any failure goes back to the script
+            except Exception as error:
                 replies.append(["execution.cookies" + suffix, event_id, str(error), None])
         elif name in ("__host_error", "error"):
             outcome.errors.append(_error_json(args[0] if args else {}))

@@ -215,7 +215,10 @@ def test_async_await_send_request(sandbox: SandboxContext) -> None:
         pm.test("awaited", () => pm.expect(res.code).to.equal(201));
         """,
     )
-    assert outcome.assertions and outcome.assertions[0]["passed"], (outcome.assertions, outcome.errors)
+    assert outcome.assertions and outcome.assertions[0]["passed"], (
+        outcome.assertions,
+        outcome.errors,
+    )
 
 
 def test_cookie_jar_goes_through_services(sandbox: SandboxContext) -> None:
@@ -229,7 +232,10 @@ def test_cookie_jar_goes_through_services(sandbox: SandboxContext) -> None:
         """,
         services=services,
     )
-    assert outcome.assertions and outcome.assertions[0]["passed"], (outcome.assertions, outcome.errors)
+    assert outcome.assertions and outcome.assertions[0]["passed"], (
+        outcome.assertions,
+        outcome.errors,
+    )
     assert services.cookie_calls[0][0] == "findCookies"
 
 

@@ -1,0 +1,64 @@
+"""Every Redis key pmrunner uses, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix (``Settings.key_prefix``)."""
+
+    prefix: str = "pmrunner:"
+
+    def collection(self, digest: str) -> str:
+        """A cached collection version (JSON), by content digest."""
+        return f"{self.prefix}collection:{digest}"
+
+    def run(self, run_id: str) -> str:
+        """An in-flight run's ticket (JSON)."""
+        return f"{self.prefix}run:{run_id}"
+
+    def run_final(self, run_id: str) -> str:
+        """Claimed by the one finalizer that reports the run."""
+        return f"{self.prefix}run:{run_id}:final"
+
+    def run_results(self, run_id: str) -> str:
+        """Hash: step key -> the step's executions (JSON)."""
+        return f"{self.prefix}run:{run_id}:results"
+
+    def run_states(self, run_id: str) -> str:
+        """Hash: branch key -> the variable state it left (JSON)."""
+        return f"{self.prefix}run:{run_id}:states"
+
+    def run_progress(self, run_id: str) -> str:
+        """Hash: step key -> attempts and where it started (JSON)."""
+        return f"{self.prefix}run:{run_id}:progress"
+
+    def run_done(self, run_id: str) -> str:
+        """Set: branches of the run that have ended."""
+        return f"{self.prefix}run:{run_id}:done"
+
+    def run_finished(self, run_id: str) -> str:
+        """List: pushed once when the run's report is stored (for waiters)."""
+        return f"{self.prefix}run:{run_id}:finished"
+
+    def active_runs(self) -> str:
+        """Sorted set: in-flight run ids by deadline (Unix seconds)."""
+        return f"{self.prefix}runs:active"
+
+    def report(self, run_id: str) -> str:
+        """A finished run's report (JSON)."""
+        return f"{self.prefix}report:{run_id}"
+
+    def collection_runs(self, collection_id: str) -> str:
+        """Sorted set: run ids of a collection by start time (ms)."""
+        return f"{self.prefix}collection-runs:{collection_id}"
+
+    def all_runs(self) -> str:
+        """Sorted set: every stored run id by start time (ms)."""
+        return f"{self.prefix}runs:all"
+
+    def slot(self, monitor_uid: str, slot: str) -> str:
+        """Claimed once per monitor schedule slot."""
+        return f"{self.prefix}run-slot:{monitor_uid}:{slot}"

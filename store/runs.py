@@ -1,0 +1,151 @@
+"""The run store: finished run reports, indexed per collection by start time.
+
+A report is stored once, as JSON, with secrets already masked. Each
+collection keeps a sorted index (newest first when listed) that the
+Collection Runs API pages through with an opaque cursor. Retention drops
+runs older than ``retention_days`` and keeps at most ``retention_runs`` per
+collection.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from pmrunner.errors import InputError
+from store.keys import Keys
+
+JSON = dict[str, Any]
+SCAN_BATCH = 100
+
+
+@dataclass
+class RunPage:
+    """One page of a collection's runs; next_cursor is None on the last page."""
+
+    runs: list[JSON] = field(default_factory=list)
+    total: int = 0
+    next_cursor: str | None = None
+
+
+def encode_cursor(score: float, run_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{score:.0f}:{run_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        score, _, run_id = base64.urlsafe_b64decode(padded).decode().partition(":")
+        return float(score), run_id
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"invalid cursor {cursor!r}") from error
+
+
+class RunStore:
+    """Finished runs in Redis.
+
+    Parameters:
+        client: a Redis client.
+        keys: key names.
+        retention_days: runs older than this are dropped when new ones are saved.
+        retention_runs: at most this many runs are kept per collection.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys | None = None,
+        *,
+        retention_days: float = 30.0,
+        retention_runs: int = 1000,
+    ) -> None:
+        self.redis = client
+        self.keys = keys or Keys()
+        self.retention_days = retention_days
+        self.retention_runs = retention_runs
+
+    def save(self, report: JSON) -> None:
+        """Store a report (it needs ``id``, ``collectionId`` and ``startedAt_ms``)."""
+        run_id = str(report["id"])
+        score = float(report["startedAt_ms"])
+        index = self.keys.collection_runs(str(report["collectionId"]))
+        pipe = self.redis.pipeline()
+        pipe.set(self.keys.report(run_id), json.dumps(report))
+        pipe.zadd(index, {run_id: score})
+        pipe.zadd(self.keys.all_runs(), {run_id: score})
+        pipe.execute()
+        self._enforce_retention(index)
+
+    def _enforce_retention(self, index: str) -> None:
+        cutoff = (time.time() - self.retention_days * 86400) * 1000
+        expired = [r.decode() for r in self.redis.zrangebyscore(index, 0, cutoff)]
+        overflow = self.redis.zcard(index) - len(expired) - self.retention_runs
+        if overflow > 0:
+            oldest = self.redis.zrange(index, len(expired), len(expired) + overflow - 1)
+            expired += [r.decode() for r in oldest]
+        if not expired:
+            return
+        pipe = self.redis.pipeline()
+        pipe.zrem(index, *expired)
+        pipe.zrem(self.keys.all_runs(), *expired)
+        pipe.delete(*(self.keys.report(run_id) for run_id in expired))
+        pipe.execute()
+
+    def get(self, run_id: str) -> JSON | None:
+        raw = self.redis.get(self.keys.report(run_id))
+        return json.loads(raw) if raw else None
+
+    def has_collection(self, collection_id: str) -> bool:
+        return bool(self.redis.exists(self.keys.collection_runs(collection_id)))
+
+    def list(
+        self,
+        collection_id: str,
+        *,
+        cursor: str | None = None,
+        limit: int = 10,
+        status: str | None = None,
+        source: str | None = None,
+    ) -> RunPage:
+        """A page of a collection's runs, newest first, filtered by status and source."""
+        index = self.keys.collection_runs(collection_id)
+        matches = self._matching(index, status, source)
+        start = 0
+        if cursor:
+            score, run_id = decode_cursor(cursor)
+            start = next(
+                (n + 1 for n, (s, r, _) in enumerate(matches) if (s, r) == (score, run_id)),
+                len(matches),
+            )
+        page = matches[start : start + limit]
+        has_more = start + limit < len(matches)
+        next_cursor = encode_cursor(page[-1][0], page[-1][1]) if page and has_more else None
+        return RunPage([report for _, _, report in page], len(matches), next_cursor)
+
+    def _matching(
+        self, index: str, status: str | None, source: str | None
+    ) -> list[tuple[float, str, JSON]]:
+        # Retention bounds an index to retention_runs entries, so reading it
+        # whole (in batches) keeps totals exact under filters.
+        found: list[tuple[float, str, JSON]] = []
+        offset = 0
+        while True:
+            batch = self.redis.zrevrange(index, offset, offset + SCAN_BATCH - 1, withscores=True)
+            if not batch:
+                return found
+            offset += len(batch)
+            raws = self.redis.mget([self.keys.report(r.decode()) for r, _ in batch])
+            for (run_id, score), raw in zip(batch, raws, strict=True):
+                if raw is None:
+                    continue
+                report = json.loads(raw)
+                if status and report.get("status") != status:
+                    continue
+                if source and report.get("source") != source:
+                    continue
+                found.append((float(score), run_id.decode(), report))

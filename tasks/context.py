@@ -1,0 +1,119 @@
+"""What the run tasks share: Redis, the registry and store, and a run's parsed parts.
+
+Collections are parsed once per worker process and version (they travel by
+digest, not in messages); tickets are small and read per step.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+
+from pmrunner.errors import PmrunnerError
+from runtime.loading import load_collection
+from runtime.model import Collection, Item
+from runtime.options import RunOptions, options_from_dict
+from store import Keys, RunRegistry, RunStore, RunTicket
+from worker.routing import NetworkMap
+from worker.settings import Settings
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def settings_of(app: Celery) -> Settings:
+    settings = getattr(app, "pmrunner_settings", None)
+    return settings if isinstance(settings, Settings) else Settings.from_env()
+
+
+def redis_for(settings: Settings) -> redis.Redis:
+    """One connection pool per Redis URL and process."""
+    with _clients_lock:
+        client = _clients.get(settings.redis_url)
+        if client is None:
+            client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+            _clients[settings.redis_url] = client
+        return client
+
+
+@dataclass
+class Services:
+    """Redis-backed services for one app."""
+
+    app: Celery
+    settings: Settings
+    registry: RunRegistry
+    store: RunStore
+
+    @classmethod
+    def of(cls, app: Celery) -> Services:
+        settings = settings_of(app)
+        client = redis_for(settings)
+        keys = Keys(settings.key_prefix)
+        store = RunStore(
+            client,
+            keys,
+            retention_days=settings.retention_days,
+            retention_runs=settings.retention_runs,
+        )
+        return cls(app, settings, RunRegistry(client, keys), store)
+
+
+class CollectionCache:
+    """Parsed collections by digest, per process."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._parsed: dict[str, Collection] = {}
+
+    def get(self, registry: RunRegistry, digest: str) -> Collection:
+        with self._lock:
+            found = self._parsed.get(digest)
+        if found is not None:
+            return found
+        raw = registry.collection(digest)
+        if raw is None:
+            raise PmrunnerError(f"collection version {digest} is no longer cached in Redis")
+        collection = load_collection(raw)
+        with self._lock:
+            if len(self._parsed) >= self.size:
+                self._parsed.pop(next(iter(self._parsed)))
+            self._parsed[digest] = collection
+        return collection
+
+
+collections = CollectionCache()
+
+
+@dataclass
+class RunContext:
+    """One run's ticket with its parsed collection, options and routing."""
+
+    ticket: RunTicket
+    collection: Collection
+    options: RunOptions
+    networks: NetworkMap
+
+    @classmethod
+    def load(cls, services: Services, run_id: str) -> RunContext | None:
+        ticket = services.registry.ticket(run_id)
+        if ticket is None:
+            return None
+        collection = collections.get(services.registry, ticket.collection_digest)
+        networks = NetworkMap.from_dict(
+            ticket.networks or {}, default=services.settings.default_network
+        )
+        return cls(ticket, collection, options_from_dict(ticket.options), networks)
+
+    def item(self, item_id: str) -> Item:
+        for item in self.collection.items():
+            if item.id == item_id:
+                return item
+        raise PmrunnerError(f"item {item_id} is not in the run's collection")
+
+    def selected_items(self) -> list[Item]:
+        return self.collection.select(list(self.options.folders))

@@ -1,0 +1,221 @@
+"""Finalizing a run: assemble its report from what the steps recorded, once.
+
+Both the chord callback and the sweeper end here. ``finalize`` claims the
+run with ``SET NX``, so exactly one of them reports it. Steps that never
+ran (a queue nobody consumed, a worker lost mid-request) appear in the
+report as errors that say why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from runtime.reporters.run_shapes import build_report
+from runtime.results import Execution, Run, ScriptError, parse_iso, utc_now
+from scheduler.planner import Branch, Plan
+from store import RunTicket
+from tasks.context import Services
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+MASK = "********"
+
+
+def mark_branch_done(services: Services, run_id: str, branch_key: str) -> None:
+    services.registry.mark_branch_done(run_id, branch_key)
+
+
+def is_complete(services: Services, run_id: str) -> bool:
+    ticket = services.registry.ticket(run_id)
+    if ticket is None:
+        return True
+    return services.registry.branches_done(run_id) >= len(ticket.plan["branches"])
+
+
+def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | None:
+    """Build, store and announce the run's report; None if another finalizer won."""
+    registry = services.registry
+    ticket = registry.ticket(run_id)
+    if ticket is None or not registry.claim_final(run_id):
+        return None
+    run = assemble_run(
+        ticket,
+        registry.results(run_id),
+        registry.progress(run_id),
+        registry.states(run_id),
+        swept=swept,
+    )
+    report = build_report(
+        run,
+        run_id=run_id,
+        source=ticket.source,
+        environment_id=ticket.environment_id,
+        monitor=ticket.monitor,
+    )
+    services.store.save(report)
+    registry.close(run_id)
+    finished = registry.keys.run_finished(run_id)
+    pipe = registry.redis.pipeline()
+    pipe.rpush(finished, report["status"])
+    pipe.expire(finished, 3600)
+    pipe.execute()
+    _announce(services, report, ticket)
+    log.info("run %s finalized: %s (%d executions)", run_id, report["status"], len(run.executions))
+    return report
+
+
+def _announce(services: Services, report: JSON, ticket: RunTicket) -> None:
+    """Hand the report to its reporters (webhooks, monitor notifications)."""
+    from tasks.notify import announce_run  # the notify module imports Celery tasks
+
+    announce_run(services, report, ticket)
+
+
+def wait_for_report(services: Services, run_id: str, timeout: float) -> JSON | None:
+    """Block until the run's report is stored (or ``timeout`` seconds pass)."""
+    key = services.registry.keys.run_finished(run_id)
+    deadline = time.monotonic() + timeout
+    while True:
+        report = services.store.get(run_id)
+        if report is not None:
+            return report
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        services.registry.redis.blpop([key], timeout=min(remaining, 1.0))
+
+
+def assemble_run(
+    ticket: RunTicket,
+    results: dict[str, JSON],
+    progress: dict[str, Any],
+    states: dict[str, JSON],
+    *,
+    swept: bool,
+) -> Run:
+    """The run as its steps left it, with missing steps reported as errors."""
+    plan = Plan.from_dict(ticket.plan)
+    started = parse_iso(ticket.started_at) or utc_now()
+    run = Run(
+        collection_id=ticket.collection_id,
+        collection_name=ticket.collection_name,
+        iterations=ticket.iterations,
+        started_at=started,
+        environment_name=ticket.environment_name,
+    )
+    order = _collection_order(ticket)
+    ordered: list[tuple[tuple[int, int, int], Execution]] = []
+    for branch_number, branch in enumerate(plan.branches):
+        recorded = _branch_executions(branch, results)
+        for step_number, execution in enumerate(recorded):
+            rank = (
+                (branch_number, step_number, 0)
+                if branch.dynamic
+                else (execution.iteration, order.get(execution.item_id, 0), step_number)
+            )
+            ordered.append((rank, execution))
+        for execution in _missing(branch, results, progress, ticket, started):
+            ordered.append(
+                ((execution.iteration, order.get(execution.item_id, 0), 1 << 30), execution)
+            )
+    if not plan.branches or not any(b.dynamic for b in plan.branches):
+        ordered.sort(key=lambda pair: pair[0])
+    run.executions = [execution for _, execution in ordered]
+    for number, execution in enumerate(run.executions, start=1):
+        execution.id = number
+    run.finished_at = utc_now()
+    initial = states.get("initial") or {}
+    run.environment = _masked(_merged(initial, states, plan, "environment"))
+    run.globals = _masked(_merged(initial, states, plan, "globals"))
+    if swept and not run.executions and plan.branches:
+        run.run_errors.append(
+            ScriptError(
+                "run", "RunIncomplete", "the run ended at its deadline before any request ran"
+            )
+        )
+    return run
+
+
+def _collection_order(ticket: RunTicket) -> dict[str, int]:
+    return {item_id: position for position, (item_id, _name) in enumerate(ticket.items)}
+
+
+def _branch_executions(branch: Branch, results: dict[str, JSON]) -> list[Execution]:
+    found: list[Execution] = []
+    number = 0
+    while f"{branch.key}:{number}" in results:
+        for raw in results[f"{branch.key}:{number}"]["executions"]:
+            found.append(Execution.from_dict(raw))
+        number += 1
+    return found
+
+
+def _missing(
+    branch: Branch,
+    results: dict[str, JSON],
+    progress: dict[str, Any],
+    ticket: RunTicket,
+    started: Any,
+) -> list[Execution]:
+    """Steps a branch should have run but did not, each with the reason."""
+    number = 0
+    while f"{branch.key}:{number}" in results:
+        number += 1
+    last = results.get(f"{branch.key}:{number - 1}") if number else None
+    if last is not None and last.get("next") is None:
+        return []  # the branch ended (its last step, bail, or setNextRequest(null))
+    key = f"{branch.key}:{number}"
+    reason = _why_missing(key, progress, ticket)
+    if branch.dynamic:
+        cursor = (last or {}).get("next") or {"index": 0, "iteration": 0}
+        item_id = _dynamic_item(ticket, int(cursor.get("index", 0)))
+        refs = [(item_id, int(cursor.get("iteration", 0)))]
+    else:
+        refs = [(ref.item_id, ref.iteration) for ref in branch.steps[number:]]
+    missing = []
+    for item_id, iteration in refs:
+        execution = Execution(
+            id=0, item_id=item_id, item_name=_item_name(ticket, item_id), iteration=iteration
+        )
+        execution.errors.append(ScriptError("request", "RunIncomplete", reason))
+        missing.append(execution)
+    return missing
+
+
+def _why_missing(key: str, progress: dict[str, Any], ticket: RunTicket) -> str:
+    waited = max(int(ticket.deadline - (parse_iso(ticket.started_at) or utc_now()).timestamp()), 0)
+    started = progress.get(f"{key}:started")
+    if isinstance(started, dict):
+        return (
+            f"worker {started.get('worker')} stopped while running this request "
+            f"(queue {started.get('queue')}); no result within {waited} s"
+        )
+    queue = progress.get(f"{key}:queue") or ticket.queues.get(key) or "its queue"
+    return f"no worker consumed {queue} within {waited} s"
+
+
+def _dynamic_item(ticket: RunTicket, index: int) -> str:
+    items = [item_id for item_id, _name in ticket.items]
+    return items[index] if 0 <= index < len(items) else (items[0] if items else "")
+
+
+def _item_name(ticket: RunTicket, item_id: str) -> str:
+    return next((name for known, name in ticket.items if known == item_id), item_id)
+
+
+def _merged(initial: JSON, states: dict[str, JSON], plan: Plan, scope: str) -> list[JSON]:
+    merged: dict[str, JSON] = {}
+    for entry in initial.get(scope) or []:
+        merged[str(entry.get("key"))] = entry
+    for branch in plan.branches:
+        for entry in (states.get(branch.key) or {}).get(scope) or []:
+            merged[str(entry.get("key"))] = entry
+    return list(merged.values())
+
+
+def _masked(values: list[JSON]) -> list[JSON]:
+    return [
+        {**entry, "value": MASK} if entry.get("type") == "secret" else entry for entry in values
+    ]

@@ -1,0 +1,55 @@
+"""Reporting a finished run: webhooks get the monitor-run JSON.
+
+Webhook delivery is its own task, retried with backoff, so a slow or
+failing receiver never holds up a finalizer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from celery import Task, shared_task
+
+from runtime.reporters.run_shapes import monitor_run_result
+from store import RunTicket
+from tasks.context import Services
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+def announce_run(services: Services, report: JSON, ticket: RunTicket) -> None:
+    """Send the report to the run's and the settings' webhooks."""
+    urls = list(dict.fromkeys([*ticket.webhooks, *services.settings.webhooks]))
+    for url in urls:
+        deliver_webhook.apply_async(
+            (url, report["id"]),
+            queue=services.settings.queue_for(services.settings.default_network),
+        )
+
+
+@shared_task(
+    bind=True,
+    name="pmrunner.deliver_webhook",
+    autoretry_for=(requests.RequestException,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+    ignore_result=True,
+)
+def deliver_webhook(self: Task, url: str, run_id: str) -> None:
+    """POST the run's monitor-run JSON to ``url``."""
+    services = Services.of(self.app)
+    report = services.store.get(run_id)
+    if report is None:
+        log.warning("webhook %s: run %s is no longer stored", url, run_id)
+        return
+    payload = monitor_run_result(report)
+    response = requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
+    if response.status_code >= 500:
+        raise requests.HTTPError(f"webhook {url} answered {response.status_code}")
+    if response.status_code >= 400:
+        log.warning("webhook %s refused run %s: %s", url, run_id, response.status_code)

@@ -1,0 +1,307 @@
+"""The tasks of a distributed run: execute one request, finalize the run.
+
+A run is one chord: its header holds the first step of every branch of the
+plan, its callback is ``finalize_run``. A step runs one request and, when
+its branch goes on, *replaces itself* with the next step, sent to the queue
+of the network that can reach the next request's host (decided now, with
+the variables the step's scripts just set). So each request is its own task,
+a sequence keeps its order and state, and the chord completes when every
+branch has.
+
+``execute_request`` never raises into the chord: whatever happens, the step
+records a result. Exactly one finalizer reports the run (``SET NX``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import urlsplit
+
+from celery import Task, shared_task
+
+from runtime.http_client import HttpClient
+from runtime.results import Execution, ScriptError
+from runtime.sandbox.engine import context_for_this_thread
+from runtime.step import RunState, Step
+from scheduler.planner import Branch
+from tasks.context import RunContext, Services
+from tasks.finalize import finalize, is_complete, mark_branch_done
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+FINALIZE_POLL_SECONDS = 0.5
+EXECUTE_REQUEST = "pmrunner.execute_request"
+FINALIZE_RUN = "pmrunner.finalize_run"
+
+
+def step_key(branch: str, number: int) -> str:
+    return f"{branch}:{number}"
+
+
+def describe(run_id: str, branch: str, number: int, item_name: str) -> str:
+    """What Flower shows for a step instead of its arguments."""
+    return f"run={run_id} step={branch}:{number} item={item_name!r}"
+
+
+@shared_task(
+    bind=True,
+    name=EXECUTE_REQUEST,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def execute_request(self: Task, run_id: str, branch_key: str, number: int, cursor: JSON) -> JSON:
+    """Run step ``number`` of a branch; then hand the branch on, or end it.
+
+    Parameters:
+        run_id: the run.
+        branch_key: the plan's branch this step belongs to.
+        number: the step's number within the branch (0, 1, ...).
+        cursor: where the branch is: ``{"index": i}`` into a static branch's
+            steps, or ``{"index": i, "iteration": n}`` into a dynamic one's items.
+    """
+    services = Services.of(self.app)
+    key = step_key(branch_key, number)
+    queue = str((self.request.delivery_info or {}).get("routing_key") or "")
+    try:
+        successor, ended = _run_step(self, services, run_id, branch_key, number, cursor, queue)
+    except Exception as error:
+        log.exception("step %s of run %s failed inside pmrunner", key, run_id)
+        _record_internal_error(services, run_id, key, error, self.request.hostname, queue)
+        successor, ended = None, True
+    if successor is not None:
+        raise self.replace(successor)
+    if ended:
+        mark_branch_done(services, run_id, branch_key)
+    return {"run": run_id, "branch": branch_key, "steps": number + 1}
+
+
+def _run_step(
+    task: Task,
+    services: Services,
+    run_id: str,
+    branch_key: str,
+    number: int,
+    cursor: JSON,
+    queue: str,
+) -> tuple[Any, bool]:
+    """Run the step.
+
+    Returns the next step's signature (or None) and whether the branch ended
+    here. A duplicate delivery of a finished step runs nothing again, and
+    hands the branch on only if the first delivery did not get to.
+    """
+    registry = services.registry
+    key = step_key(branch_key, number)
+    context = RunContext.load(services, run_id)
+    if context is None or registry.is_final(run_id):
+        log.warning("step %s of run %s arrived after the run ended; dropped", key, run_id)
+        return None, False
+    worker = task.request.hostname or socket.gethostname()
+    attempt = registry.start_step(run_id, key, worker, queue)
+    done = registry.step_result(run_id, key)
+    if done is not None:
+        log.warning("step %s of run %s was delivered again after it finished", key, run_id)
+        return _hand_on(context, branch_key, number, done.get("next"), services)
+    branch = _branch(context, branch_key)
+    state_json = registry.state(run_id, branch_key) or registry.state(run_id, "initial") or {}
+    state = RunState(**state_json)
+    item_id, iteration = _position(context, branch, cursor)
+    state.iteration = iteration
+    state.data = _data_row(context, iteration)
+    execution = Execution(
+        id=0,
+        item_id=item_id,
+        item_name="",
+        iteration=iteration,
+        worker=worker,
+        network=_network_of(queue, services),
+        attempt=attempt,
+    )
+    next_cursor = _execute(context, branch, cursor, state, execution)
+    result = {"executions": [execution.to_dict()], "next": next_cursor}
+    if registry.record_step(run_id, key, result):
+        registry.save_state(run_id, branch_key, asdict(state))
+    return _hand_on(context, branch_key, number, next_cursor, services)
+
+
+def _hand_on(
+    context: RunContext, branch_key: str, number: int, cursor: JSON | None, services: Services
+) -> tuple[Any, bool]:
+    """The successor of a finished step, claimed once (duplicates find it claimed)."""
+    if cursor is None:
+        return None, True
+    successor = _successor(context, branch_key, number, cursor, services)
+    next_key = step_key(branch_key, number + 1)
+    if not services.registry.claim_handoff(
+        context.ticket.run_id, next_key, successor.options["queue"]
+    ):
+        return None, False
+    return successor, False
+
+
+def _execute(
+    context: RunContext, branch: Branch, cursor: JSON, state: RunState, execution: Execution
+) -> JSON | None:
+    """Run the item with ``state``; return the cursor of the branch's next step."""
+    item = context.item(execution.item_id)
+    execution.item_name = item.name
+    execution.path = item.path
+    client = HttpClient(context.options)
+    try:
+        client.import_cookies(state.cookies)
+        step = Step(
+            context.collection,
+            context.options,
+            client,
+            context_for_this_thread(context.options.script_limits),
+        )
+        position = int(cursor.get("index", 0))
+        result = step.run_item(item, state, execution, position=position)
+        state.cookies = client.export_cookies()
+    finally:
+        client.close()
+    if branch.dynamic:
+        return _dynamic_next(context, cursor, result.has_next_request, result.next_request)
+    if context.options.bail and execution.failed:
+        return None
+    following = int(cursor["index"]) + 1
+    return {"index": following} if following < len(branch.steps) else None
+
+
+def _dynamic_next(
+    context: RunContext, cursor: JSON, has_next: bool, target: str | None
+) -> JSON | None:
+    """Postman's flow: the next item, or a jump, or the next iteration."""
+    items = context.selected_items()
+    index, iteration = int(cursor["index"]), int(cursor.get("iteration", 0))
+    if not has_next:
+        index += 1
+    else:
+        jump = _find(items, target) if target is not None else None
+        index = jump if jump is not None else len(items)
+    if index >= len(items):
+        index, iteration = 0, iteration + 1
+        if iteration >= context.ticket.iterations:
+            return None
+    return {"index": index, "iteration": iteration}
+
+
+def _find(items: list[Any], target: str) -> int | None:
+    for matches in (lambda i: i.id == target, lambda i: i.name == target):
+        for index, item in enumerate(items):
+            if matches(item):
+                return index
+    return None
+
+
+def _successor(
+    context: RunContext, branch_key: str, number: int, cursor: JSON, services: Services
+) -> Any:
+    branch = _branch(context, branch_key)
+    item_id, iteration = _position(context, branch, cursor)
+    registry = services.registry
+    state = RunState(**(registry.state(context.ticket.run_id, branch_key) or {}))
+    state.iteration, state.data = iteration, _data_row(context, iteration)
+    item = context.item(item_id)
+    queue = route_for(context, item, state, services)
+    run_id = context.ticket.run_id
+    return services.app.signature(
+        EXECUTE_REQUEST,
+        (run_id, branch_key, number + 1, cursor),
+        queue=queue,
+        argsrepr=describe(run_id, branch_key, number + 1, item.name),
+        kwargsrepr="{}",
+    )
+
+
+def route_for(context: RunContext, item: Any, state: RunState, services: Services) -> str:
+    """The queue of the network that can reach ``item``'s host, with ``state``'s variables."""
+    host = request_host(item.request, state)
+    pinned = item.effective_network() or context.ticket.network_pin
+    network = context.networks.network_for(host, pinned)
+    return services.settings.queue_for(network)
+
+
+def request_host(request: JSON, state: RunState) -> str:
+    """The host a request goes to, with ``state``'s variables ("" when unknown)."""
+    url = request.get("url")
+    raw = url.get("raw") if isinstance(url, dict) else url
+    if isinstance(url, dict) and not raw:
+        host = url.get("host")
+        raw = ".".join(host) if isinstance(host, list) else str(host or "")
+    text = state.resolver().resolve(str(raw or ""))
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        return (urlsplit(text).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _branch(context: RunContext, key: str) -> Branch:
+    for raw in context.ticket.plan["branches"]:
+        if raw["key"] == key:
+            return Branch.from_dict(raw)
+    raise KeyError(f"branch {key} is not in the plan of run {context.ticket.run_id}")
+
+
+def _position(context: RunContext, branch: Branch, cursor: JSON) -> tuple[str, int]:
+    index = int(cursor.get("index", 0))
+    if branch.dynamic:
+        items = context.selected_items()
+        return items[index].id, int(cursor.get("iteration", 0))
+    ref = branch.steps[index]
+    return ref.item_id, ref.iteration
+
+
+def _data_row(context: RunContext, iteration: int) -> JSON:
+    rows = context.ticket.iteration_data
+    if not rows:
+        return {}
+    return dict(rows[min(iteration, len(rows) - 1)])
+
+
+def _network_of(queue: str, services: Services) -> str | None:
+    if queue.startswith("net."):
+        return queue[4:]
+    return services.settings.network
+
+
+def _record_internal_error(
+    services: Services, run_id: str, key: str, error: Exception, worker: str | None, queue: str
+) -> None:
+    execution = Execution(
+        id=0,
+        item_id="",
+        item_name="(step failed)",
+        iteration=0,
+        worker=worker,
+        network=_network_of(queue, services),
+    )
+    execution.errors.append(ScriptError("internal", type(error).__name__, str(error)))
+    try:
+        services.registry.record_step(
+            run_id, key, {"executions": [execution.to_dict()], "next": None}
+        )
+    except Exception:
+        log.exception("could not record the failure of step %s of run %s", key, run_id)
+
+
+@shared_task(bind=True, name=FINALIZE_RUN, acks_late=True, max_retries=None)
+def finalize_run(self: Task, run_id: str) -> JSON | None:
+    """The chord callback: report the run once every branch has ended.
+
+    A duplicate delivery can complete the chord early; then this waits for
+    the missing branches (until the deadline, when the sweeper takes over).
+    """
+    services = Services.of(self.app)
+    if not is_complete(services, run_id):
+        ticket = services.registry.ticket(run_id)
+        if ticket is not None and time.time() < ticket.deadline:
+            raise self.retry(countdown=FINALIZE_POLL_SECONDS)
+    report = finalize(services, run_id)
+    return {"run": run_id, "status": report["status"]} if report else None

@@ -1,0 +1,162 @@
+"""Fixtures for integration tests: a real Redis, real Celery workers.
+
+Redis comes from ``PMRUNNER_TEST_REDIS_URL`` (default: database 12 of the
+local Redis, which ``.ci/run`` starts when none answers). Each test gets its
+own key prefix and queue names, so tests never see each other's runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+
+import tasks.notify  # noqa: F401 - registers the tasks with every app
+import tasks.run  # noqa: F401
+import tasks.sweep  # noqa: F401
+from worker.app import create_app
+from worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_URL = os.environ.get("PMRUNNER_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        pytest.fail(f"integration tests need Redis at {REDIS_URL}: {error}")
+    return REDIS_URL
+
+
+@pytest.fixture()
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        redis_url=redis_url,
+        default_network=f"d{tag}",
+        key_prefix=f"pmrtest:{tag}:",
+        run_deadline=30,
+        sweep_interval=1,
+        data_dir=tmp_path,
+    )
+
+
+@pytest.fixture()
+def app(settings: Settings) -> Iterator[Celery]:
+    celery_app = create_app(settings)
+    yield celery_app
+    client = redis.Redis.from_url(settings.redis_url)
+    for key in client.scan_iter(f"{settings.key_prefix}*"):
+        client.delete(key)
+
+
+@contextmanager
+def in_process_worker(app: Celery, queues: list[str], concurrency: int = 8) -> Iterator[Any]:
+    """A real Celery worker (threads pool) in this process, consuming ``queues``."""
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=concurrency,
+        queues=queues,
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as worker:
+        yield worker
+
+
+class WorkerProcess:
+    """A ``celery -A worker worker`` subprocess, for tests that kill workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queues: list[str],
+        name: str,
+        concurrency: int = 4,
+        extra_env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+    ) -> None:
+        env = {
+            **os.environ,
+            "PMRUNNER_REDIS_URL": settings.redis_url,
+            "PMRUNNER_KEY_PREFIX": settings.key_prefix,
+            "PMRUNNER_DEFAULT_NETWORK": settings.default_network,
+            "PMRUNNER_RUN_DEADLINE": str(settings.run_deadline),
+            **(extra_env or {}),
+        }
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "-Q",
+            ",".join(queues),
+            "-P",
+            "threads",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ]
+        self.name = name
+        self.process = subprocess.Popen(
+            [*(prefix or []), *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, app: Celery, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"worker {self.name} exited: {output}")
+            replies = app.control.ping(timeout=0.5) or []
+            if any(self.name in next(iter(reply)) for reply in replies):
+                return
+        raise TimeoutError(f"worker {self.name} did not answer a ping within {timeout} s")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture()
+def worker_processes() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for process in started:
+        process.stop()

@@ -1,0 +1,219 @@
+"""Distributed runs on real Celery workers and a real Redis: every run ends with one report."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from runtime.loading import VariableFile
+from runtime.options import RunOptions, Timeouts
+from tasks.context import Services
+from tasks.dispatch import RunRequest, start_run
+from tasks.finalize import wait_for_report
+from tasks.sweep import sweep
+from tests.echo_server import serve
+from tests.integration.conftest import WorkerProcess, in_process_worker
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+JSON = dict[str, Any]
+
+
+def item(name: str, method: str, url: str, tests: str = "", pre: str = "", **extra: Any) -> JSON:
+    events = []
+    if pre:
+        events.append({"listen": "prerequest", "script": {"exec": pre.split("\n")}})
+    if tests:
+        events.append({"listen": "test", "script": {"exec": tests.split("\n")}})
+    return {
+        "id": f"id-{name}",
+        "name": name,
+        "request": {"method": method, "url": url},
+        "event": events,
+        **extra,
+    }
+
+
+def collection(*items: JSON) -> JSON:
+    return {"info": {"_postman_id": uuid.uuid4().hex, "name": "distributed"}, "item": list(items)}
+
+
+@pytest.fixture()
+def base_url() -> Iterator[str]:
+    with serve() as url:
+        yield url
+
+
+def environment(base_url: str, **values: str) -> VariableFile:
+    entries = [{"key": "baseUrl", "value": base_url}]
+    entries += [{"key": k, "value": v, "type": "secret"} for k, v in values.items()]
+    return VariableFile("env", "env-1", entries)
+
+
+def run_and_wait(app: Celery, request: RunRequest, timeout: float = 60) -> JSON:
+    run_id = start_run(app, request)
+    report = wait_for_report(Services.of(app), run_id, timeout)
+    assert report is not None, f"run {run_id} did not report within {timeout} s"
+    return report
+
+
+def outcomes(report: JSON) -> list[tuple[str, list[tuple[str, bool]]]]:
+    return [
+        (e["item_name"], [(a["name"], a["passed"]) for a in e["assertions"]])
+        for e in report["run"]["executions"]
+    ]
+
+
+def test_independent_requests_run_in_parallel_and_report_once(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    items = [
+        item(f"get {n}", "GET", "{{baseUrl}}/delay/300?n=" + str(n),
+             tests=f'pm.test("n is {n}", () => pm.expect(pm.response.json().args.n).to.equal("{n}"));')
+        for n in range(6)
+    ]
+    queue = settings.queue_for(settings.default_network)
+    with in_process_worker(app, [queue], concurrency=8):
+        started = time.monotonic()
+        report = run_and_wait(app, RunRequest(collection(*items), environment(base_url)))
+        elapsed = time.monotonic() - started
+    assert outcomes(report) == [(f"get {n}", [(f"n is {n}", True)]) for n in range(6)]
+    assert report["status"] == "finished"
+    assert elapsed < 6 * 0.3, f"six 300 ms requests took {elapsed:.2f} s: not parallel"
+    assert all(e["worker"] for e in report["run"]["executions"])
+    assert Services.of(app).store.list(report["collectionId"]).total == 1
+
+
+def test_dependent_sequence_hands_state_to_the_next_step(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    login = item(
+        "login", "POST", "{{baseUrl}}/post",
+        tests='pm.environment.set("token", "t-" + pm.response.code);',
+    )
+    use = item(
+        "use token", "GET", "{{baseUrl}}/headers",
+        tests='pm.test("token sent", () => pm.expect(pm.response.json().headers["x-token"])'
+              '.to.equal("t-200"));',
+    )
+    use["request"]["header"] = [{"key": "X-Token", "value": "{{token}}"}]
+    other = item("independent", "GET", "{{baseUrl}}/get",
+                 tests='pm.test("ok", () => pm.response.to.be.ok);')
+    queue = settings.queue_for(settings.default_network)
+    with in_process_worker(app, [queue]):
+        report = run_and_wait(app, RunRequest(collection(login, use, other), environment(base_url)))
+    assert outcomes(report) == [
+        ("login", []),
+        ("use token", [("token sent", True)]),
+        ("independent", [("ok", True)]),
+    ]
+
+
+def test_set_next_request_loop(app: Celery, settings: Settings, base_url: str) -> None:
+    start = item("start", "GET", "{{baseUrl}}/get", tests='pm.collectionVariables.set("n", 0);')
+    loop = item(
+        "loop", "GET", "{{baseUrl}}/get?n={{n}}",
+        tests="\n".join([
+            'const n = Number(pm.collectionVariables.get("n")) + 1;',
+            'pm.collectionVariables.set("n", n);',
+            'pm.test("round " + n, () => pm.expect(pm.response.json().args.n).to.equal(String(n - 1)));',
+            'if (n < 3) { pm.execution.setNextRequest("loop"); }',
+        ]),
+    )
+    end = item("end", "GET", "{{baseUrl}}/get", tests='pm.test("end", () => {});')
+    queue = settings.queue_for(settings.default_network)
+    with in_process_worker(app, [queue]):
+        report = run_and_wait(app, RunRequest(collection(start, loop, end), environment(base_url)))
+    assert outcomes(report) == [
+        ("start", []),
+        ("loop", [("round 1", True)]),
+        ("loop", [("round 2", True)]),
+        ("loop", [("round 3", True)]),
+        ("end", [("end", True)]),
+    ]
+
+
+def test_queue_without_consumer_is_reported_at_the_deadline(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    reachable = item("reachable", "GET", "{{baseUrl}}/get", tests='pm.test("ok", () => {});')
+    stranded = item("stranded", "GET", "{{baseUrl}}/get", **{"x-pmrunner-network": "ghost"})
+    queue = settings.queue_for(settings.default_network)
+    services = Services.of(app)
+    with in_process_worker(app, [queue]):
+        run_id = start_run(
+            app,
+            RunRequest(collection(reachable, stranded), environment(base_url), deadline_seconds=3),
+        )
+        assert wait_for_report(services, run_id, 1.5) is None
+        time.sleep(2)
+        assert sweep(services) == [run_id]
+        assert sweep(services) == []
+        report = wait_for_report(services, run_id, 5)
+    assert report is not None
+    executions = report["run"]["executions"]
+    assert [e["item_name"] for e in executions] == ["reachable", "stranded"]
+    error = executions[1]["errors"][0]
+    assert error["name"] == "RunIncomplete"
+    assert "no worker consumed net.ghost within 3 s" in error["message"]
+    assert report["status"] == "failed"
+
+
+def test_duplicate_delivery_runs_a_step_once(app: Celery, settings: Settings, base_url: str) -> None:
+    first = item("first", "POST", "{{baseUrl}}/post", tests='pm.environment.set("x", "1");')
+    second = item("second", "GET", "{{baseUrl}}/get?x={{x}}",
+                  tests='pm.test("x", () => pm.expect(pm.response.json().args.x).to.equal("1"));')
+    queue = settings.queue_for(settings.default_network)
+    services = Services.of(app)
+    with in_process_worker(app, [queue]):
+        report = run_and_wait(app, RunRequest(collection(first, second), environment(base_url)))
+        # The broker delivers the first step once more, as after a lost ack.
+        app.send_task("pmrunner.execute_request", (report["id"], "b0", 0, {"index": 0}), queue=queue)
+        time.sleep(1.5)
+    assert outcomes(report) == [("first", []), ("second", [("x", True)])]
+    assert services.store.list(report["collectionId"]).total == 1
+    assert len(report["run"]["executions"]) == 2
+
+
+def test_killed_worker_is_reported_and_the_run_ends_once(
+    app: Celery, settings: Settings, base_url: str, worker_processes: list[WorkerProcess]
+) -> None:
+    slow = item("slow", "GET", "{{baseUrl}}/delay/20000")
+    fast = item("fast", "GET", "{{baseUrl}}/get", tests='pm.test("ok", () => {});',
+                **{"x-pmrunner-network": "fast"})
+    doomed = WorkerProcess(settings, [settings.queue_for(settings.default_network)], "doomed")
+    worker_processes.append(doomed)
+    doomed.wait_ready(app)
+    services = Services.of(app)
+    with in_process_worker(app, [settings.queue_for("fast")]):
+        run_id = start_run(
+            app,
+            RunRequest(collection(slow, fast), environment(base_url), deadline_seconds=6,
+                       options=RunOptions(timeouts=Timeouts(request=30000))),
+        )
+        _wait_until(lambda: any(k.endswith(":started") for k in services.registry.progress(run_id)))
+        time.sleep(0.5)
+        doomed.kill()
+        time.sleep(6)
+        assert sweep(services) == [run_id]
+        report = wait_for_report(services, run_id, 5)
+    assert report is not None
+    by_name = {e["item_name"]: e for e in report["run"]["executions"]}
+    assert by_name["fast"]["assertions"][0]["passed"]
+    message = by_name["slow"]["errors"][0]["message"]
+    assert "stopped while running this request" in message and "doomed@" in message
+    assert services.store.list(report["collectionId"]).total == 1
+
+
+def _wait_until(check: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")

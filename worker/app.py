@@ -1,0 +1,55 @@
+"""The Celery app: ``celery -A worker worker|beat|flower|inspect``.
+
+Broker and result backend are the same Redis (``PMRUNNER_REDIS_URL``).
+Request workers use the threads pool (outbound HTTP is I/O bound) with
+prefetch 1, late acks and ``reject_on_worker_lost``; every task enforces its
+own deadlines, since the threads pool has no Celery time limits.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from worker.settings import Settings
+
+TASK_MODULES = ["tasks.run", "tasks.sweep", "tasks.notify"]
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A configured Celery app for ``settings`` (from the environment by default)."""
+    settings = settings or Settings.from_env()
+    app = Celery("pmrunner", broker=settings.redis_url, backend=settings.redis_url)
+    app.conf.update(
+        include=TASK_MODULES,
+        task_default_queue=settings.queue_for(settings.default_network),
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_track_started=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        worker_prefetch_multiplier=1,
+        worker_pool="threads",
+        worker_concurrency=32,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
+        result_expires=int(settings.run_deadline * 4),
+        result_extended=False,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        beat_schedule={
+            "pmrunner.sweep": {
+                "task": "pmrunner.sweep_overdue",
+                "schedule": settings.sweep_interval,
+                "options": {"expires": settings.sweep_interval * 2},
+            },
+        },
+    )
+    app.pmrunner_settings = settings  # type: ignore[attr-defined]
+    return app
+
+
+app = create_app()

@@ -1,0 +1,107 @@
+"""pmrunner's settings: one typed object, built from ``PMRUNNER_*`` variables.
+
+    settings = Settings.from_env()
+
+Every field has a default that works on one machine; a cluster sets at least
+``PMRUNNER_REDIS_URL`` on every host, and ``PMRUNNER_NETWORK`` on workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from pmrunner.errors import ConfigurationError
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pmrunner"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """pmrunner's settings.
+
+    Parameters:
+        redis_url: broker, result backend and run store (``PMRUNNER_REDIS_URL``).
+        networks_file: YAML file mapping networks to CIDRs and host patterns.
+        network: the network this worker sits in (labels its executions).
+        default_network: the network for hosts no rule matches.
+        run_deadline: seconds a run may take before the sweeper ends it.
+        sweep_interval: seconds between sweeps of overdue runs.
+        dispatch_interval: seconds between polls for due monitors.
+        visibility_timeout: seconds before the broker re-delivers an unacked task;
+            must stay above the longest run.
+        retention_days: stored runs older than this are dropped.
+        retention_runs: at most this many runs are kept per collection.
+        collection_ttl: seconds a cached collection version is kept in Redis.
+        webhooks: URLs every finished run report is posted to.
+        data_dir: where the embedded Redis and local state live.
+        key_prefix: prefix of every Redis key pmrunner writes.
+    """
+
+    redis_url: str = DEFAULT_REDIS_URL
+    networks_file: Path | None = None
+    network: str | None = None
+    default_network: str = "default"
+    run_deadline: float = 600.0
+    sweep_interval: float = 5.0
+    dispatch_interval: float = 5.0
+    visibility_timeout: float = 4 * 3600.0
+    retention_days: float = 30.0
+    retention_runs: int = 1000
+    collection_ttl: float = 7 * 24 * 3600.0
+    webhooks: tuple[str, ...] = ()
+    data_dir: Path = field(default_factory=_default_data_dir)
+    key_prefix: str = "pmrunner:"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``PMRUNNER_<FIELD>`` variables (upper case).
+
+        Raises ConfigurationError naming the variable when a value does not parse.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for spec in fields(cls):
+            name = "PMRUNNER_" + spec.name.upper()
+            if name not in environ or environ[name] == "":
+                continue
+            values[spec.name] = _parse(name, environ[name], str(spec.type))
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dsn(cls, redis_url: str, **overrides: object) -> Settings:
+        """Settings for one Redis URL, everything else from the environment."""
+        base = cls.from_env()
+        return cls(
+            **{
+                **{f.name: getattr(base, f.name) for f in fields(cls)},
+                "redis_url": redis_url,
+                **overrides,
+            }
+        )  # type: ignore[arg-type]
+
+    def queue_for(self, network: str) -> str:
+        """The Celery queue of a network."""
+        return f"net.{network}"
+
+
+def _parse(name: str, raw: str, annotation: str) -> object:
+    try:
+        if "Path" in annotation:
+            return Path(raw).expanduser()
+        if annotation == "float":
+            return float(raw)
+        if annotation == "int":
+            return int(raw)
+        if "tuple" in annotation:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigurationError(f"{name}={raw!r} is not a valid {annotation}") from error
+    return raw
