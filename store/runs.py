@@ -34,7 +34,7 @@ class RunPage:
 
 
 def encode_cursor(score: float, run_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{score:.0f}:{run_id}".encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(f"{score!r}:{run_id}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
@@ -118,9 +118,11 @@ class RunStore:
         start = 0
         if cursor:
             score, run_id = decode_cursor(cursor)
+            # Newest first: the page goes on after the cursor's run, or, when
+            # retention dropped that run meanwhile, after its start time.
             start = next(
-                (n + 1 for n, (s, r, _) in enumerate(matches) if (s, r) == (score, run_id)),
-                len(matches),
+                (n + 1 for n, (_, r, _) in enumerate(matches) if r == run_id),
+                next((n for n, (s, _, _) in enumerate(matches) if s < score), len(matches)),
             )
         page = matches[start : start + limit]
         has_more = start + limit < len(matches)

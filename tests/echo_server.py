@@ -4,7 +4,8 @@ Endpoints (JSON answers): /get, /post, /put, /patch, /delete (and any method
 on /anything), /headers, /status/<code>, /delay/<ms>, /cookies,
 /cookies/set?k=v, /cookies/delete?k, /redirect-to?url=&status_code=,
 /basic-auth (postman:password), /gzip, /deflate, /brotli, /response-headers?k=v,
-/xml. Run standalone with ``python -m tests.echo_server --port 0``.
+/xml. Run standalone with ``python -m tests.echo_server --port 0`` (``--host`` picks
+the address to bind; 127.0.0.1 by default).
 """
 
 from __future__ import annotations
@@ -38,8 +39,13 @@ class EchoHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, code: int, payload: Any, headers: list[tuple[str, str]] | None = None,
-              encoding: str | None = None) -> None:
+    def _send(
+        self,
+        code: int,
+        payload: Any,
+        headers: list[tuple[str, str]] | None = None,
+        encoding: str | None = None,
+    ) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         if encoding == "gzip":
             body = gzip.compress(body)
@@ -128,7 +134,9 @@ class EchoHandler(BaseHTTPRequestHandler):
         elif path == "/response-headers":
             self._send(200, query, list(query.items()))
         elif path == "/xml":
-            xml = b"<?xml version='1.0'?><root><item id='1'>one</item><item id='2'>two</item></root>"
+            xml = (
+                b"<?xml version='1.0'?><root><item id='1'>one</item><item id='2'>two</item></root>"
+            )
             self._send(200, xml, [("Content-Type", "application/xml")])
         else:
             self._send(200, self._echo(body))
@@ -157,10 +165,11 @@ def serve(port: int = 0) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    server = EchoServer(("127.0.0.1", args.port), EchoHandler)
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server = EchoServer((args.host, args.port), EchoHandler)
+    print(f"http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

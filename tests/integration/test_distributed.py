@@ -74,7 +74,7 @@ def test_independent_requests_run_in_parallel_and_report_once(
 ) -> None:
     items = [
         item(f"get {n}", "GET", "{{baseUrl}}/delay/300?n=" + str(n),
-             tests=f'pm.test("n is {n}", () => pm.expect(pm.response.json().args.n).to.equal("{n}"));')
+             tests=f'pm.test("n is {n}", () => pm.expect(pm.request.url.query.get("n")).to.equal("{n}"));')
         for n in range(6)
     ]
     queue = settings.queue_for(settings.default_network)

@@ -1,0 +1,77 @@
+"""The run store and the registry against a real Redis."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from pmrunner.errors import InputError
+from store import Keys, RunRegistry, RunStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def client(redis_url: str) -> Iterator[tuple[redis.Redis, Keys]]:
+    keys = Keys(f"pmrtest:{uuid.uuid4().hex[:8]}:")
+    connection = redis.Redis.from_url(redis_url)
+    yield connection, keys
+    for key in connection.scan_iter(f"{keys.prefix}*"):
+        connection.delete(key)
+
+
+def report(n: int, *, status: str = "finished", source: str = "api", age_days: float = 0) -> dict:
+    started = (time.time() - age_days * 86400) * 1000 + n
+    return {"id": f"run-{n}", "collectionId": "c1", "status": status, "source": source,
+            "startedAt_ms": started}
+
+
+def test_pages_newest_first_with_cursor(client: tuple[redis.Redis, Keys]) -> None:
+    store = RunStore(*client)
+    for n in range(25):
+        store.save(report(n, status="failed" if n % 5 == 0 else "finished"))
+    first = store.list("c1", limit=10)
+    assert [r["id"] for r in first.runs] == [f"run-{n}" for n in range(24, 14, -1)]
+    assert first.total == 25 and first.next_cursor
+    second = store.list("c1", limit=10, cursor=first.next_cursor)
+    third = store.list("c1", limit=10, cursor=second.next_cursor)
+    assert [r["id"] for r in third.runs] == [f"run-{n}" for n in range(4, -1, -1)]
+    assert third.next_cursor is None
+    failed = store.list("c1", status="failed")
+    assert failed.total == 5 and {r["status"] for r in failed.runs} == {"failed"}
+    assert store.list("c1", source="monitor").total == 0
+    assert store.list("unknown").total == 0
+
+
+def test_bad_cursor_is_an_input_error(client: tuple[redis.Redis, Keys]) -> None:
+    with pytest.raises(InputError, match="invalid cursor"):
+        RunStore(*client).list("c1", cursor="!!!")
+
+
+def test_retention_by_count_and_age(client: tuple[redis.Redis, Keys]) -> None:
+    store = RunStore(*client, retention_days=1, retention_runs=3)
+    store.save(report(0, age_days=2))
+    for n in range(1, 6):
+        store.save(report(n))
+    assert [r["id"] for r in store.list("c1").runs] == ["run-5", "run-4", "run-3"]
+    assert store.get("run-0") is None and store.get("run-1") is None
+
+
+def test_registry_claims_and_dedupes(client: tuple[redis.Redis, Keys]) -> None:
+    registry = RunRegistry(*client)
+    assert registry.claim_final("r1") is True
+    assert registry.claim_final("r1") is False
+    assert registry.record_step("r1", "b0:0", {"executions": []}) is True
+    assert registry.record_step("r1", "b0:0", {"executions": [1]}) is False
+    assert registry.step_result("r1", "b0:0") == {"executions": []}
+    assert registry.start_step("r1", "b0:0", "w1", "net.a") == 1
+    assert registry.start_step("r1", "b0:0", "w2", "net.a") == 2
+    assert registry.claim_handoff("r1", "b0:1", "net.b") is True
+    assert registry.claim_handoff("r1", "b0:1", "net.b") is False
+    digest = registry.cache_collection({"info": {"name": "x"}}, ttl=60)
+    assert registry.cache_collection({"info": {"name": "x"}}, ttl=60) == digest
+    assert registry.collection(digest) == {"info": {"name": "x"}}
