@@ -102,6 +102,8 @@ class Execution:
     worker: str | None = None
     network: str | None = None
     attempt: int = 1
+    prerequest_scripts: int = 0  # scripts run before the request (every level counts)
+    test_scripts: int = 0
 
     @property
     def failed(self) -> bool:
@@ -215,12 +217,19 @@ class Run:
         """Totals in newman's shape: total/failed/pending per kind."""
         sent = [e for e in self.executions if not e.skipped]
         assertions = [a for e in self.executions for a in e.assertions]
-        prerequest = [e for e in sent if any(x.kind == "prerequest-script" for x in e.errors)]
-        tests = [e for e in sent if any(x.kind == "test-script" for x in e.errors)]
+        errors = [x for e in self.executions for x in e.errors]
+        prerequest_run = sum(e.prerequest_scripts for e in self.executions)
+        tests_run = sum(e.test_scripts for e in self.executions)
+        prerequest_failed = sum(1 for x in errors if x.kind == "prerequest-script")
+        tests_failed = sum(1 for x in errors if x.kind == "test-script")
         return {
             "iterations": {"total": self.iterations, "pending": 0, "failed": 0},
             "items": {"total": len(self.executions), "pending": 0, "failed": 0},
-            "scripts": {"total": 0, "pending": 0, "failed": len(prerequest) + len(tests)},
+            "scripts": {
+                "total": prerequest_run + tests_run,
+                "pending": 0,
+                "failed": prerequest_failed + tests_failed,
+            },
             "prerequests": {"total": len(sent), "pending": 0, "failed": 0},
             "requests": {
                 "total": len(sent),
@@ -233,6 +242,10 @@ class Run:
                 "pending": sum(1 for a in assertions if a.skipped),
                 "failed": sum(1 for a in assertions if not a.passed and not a.skipped),
             },
-            "testScripts": {"total": 0, "pending": 0, "failed": len(tests)},
-            "prerequestScripts": {"total": 0, "pending": 0, "failed": len(prerequest)},
+            "testScripts": {"total": tests_run, "pending": 0, "failed": tests_failed},
+            "prerequestScripts": {
+                "total": prerequest_run,
+                "pending": 0,
+                "failed": prerequest_failed,
+            },
         }

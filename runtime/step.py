@@ -163,6 +163,10 @@ class Step:
             "_eventItemName": _owner_name(item, script.owner_id),
         }
         kind = f"{script.listen}-script" if script.listen == "test" else "prerequest-script"
+        if script.listen == "test":
+            execution.test_scripts += 1
+        else:
+            execution.prerequest_scripts += 1
         try:
             outcome = self.sandbox.execute(
                 listen=script.listen,
