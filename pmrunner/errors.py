@@ -65,14 +65,7 @@ class UnsupportedAuthError(RequestError):
 
 
 class PostmanApiError(PmrunnerError):
-    """The Postman API answered with an error.
-
-    Args:
-        message: what went wrong, naming the endpoint; never contains the API key.
-        endpoint: the call that failed, e.g. ``GET /monitors/1-abc``.
-        status: the HTTP status of the last answer, or None when there was none.
-        error_name: the error name from the answer body (``instanceNotFoundError``, ...).
-    """
+    """The Postman API answered with an error."""
 
     def __init__(
         self,
@@ -82,6 +75,12 @@ class PostmanApiError(PmrunnerError):
         status: int | None = None,
         error_name: str | None = None,
     ) -> None:
+        """Parameters:
+        message: what went wrong, naming the endpoint; never contains the API key.
+        endpoint: the call that failed, e.g. ``GET /monitors/1-abc``.
+        status: the HTTP status of the last answer, or None when there was none.
+        error_name: the error name from the answer body (``instanceNotFoundError``, ...).
+        """
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
@@ -97,10 +96,9 @@ class PostmanNotFoundError(PostmanApiError):
 
 
 class PostmanRateLimitError(PostmanApiError):
-    """The Postman API still answered 429 after the allowed retries.
+    """The Postman API still answered 429 after the allowed retries."""
 
-    ``retry_after`` holds the wait in seconds the API asked for, when it said.
-    """
+    # retry_after: the wait in seconds the API asked for, when it said.
 
     def __init__(
         self,
