@@ -21,7 +21,8 @@ Only one bed runs on a machine at a time (the addresses are fixed): a lock file
 serialises them and records what the bed started in the root namespace, so a
 bed that was killed is cleaned up by the next one. Use the ``netns_bed``
 fixture from a test module with ``pytest_plugins = ("tests.netns",)``, or the
-class directly as a context manager.
+class directly as a context manager. (PYTEST_DONT_REWRITE: test modules import
+this file before pytest loads it as a plugin.)
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import pytest
@@ -181,26 +183,25 @@ def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _stop_process(proc: subprocess.Popen[Any], group: bool) -> None:
-    """SIGTERM ``proc`` (its whole process group when ``group``), then SIGKILL if it lingers."""
+def _stop_process_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM the process group led by ``proc``, then SIGKILL it if ``proc`` lingers."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+            os.killpg(proc.pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(STOP_TIMEOUT_SECONDS)
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 class _BedLock:
+    # The lock file doubles as the record of what the holder started in the root namespace.
     """An exclusive lock file that also stores what a bed started in the root namespace."""
 
     def __init__(self, path: Path) -> None:
@@ -221,7 +222,8 @@ class _BedLock:
             except BlockingIOError:
                 os.close(fd)
                 if time.monotonic() > deadline:
-                    raise NetnsBedError(f"another test bed holds {self.path}") from None
+                    owner = self.read_state().get("owner", "unknown")
+                    raise NetnsBedError(f"test bed of process {owner} holds {self.path}") from None
                 time.sleep(0.1)
                 continue
             # The previous holder removes the file on release: a lock on a removed file is no lock.
@@ -283,12 +285,7 @@ class NetnsBed:
         self.build()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.teardown()
 
     @property
@@ -323,8 +320,8 @@ class NetnsBed:
             return
         errors: list[str] = []
         steps: list[Callable[[], None]] = [self._stop_processes]
-        steps += [lambda s=s: _delete_namespace(s.namespace) for s in self.subnets.values()]
-        steps += [lambda s=s: _delete_link(s.root_device) for s in self.subnets.values()]
+        steps += [partial(_delete_namespace, s.namespace) for s in self.subnets.values()]
+        steps += [partial(_delete_link, s.root_device) for s in self.subnets.values()]
         steps += [_delete_guard_route, self._stop_redis, self._remove_temp_dir]
         for step in steps:
             try:
@@ -347,20 +344,22 @@ class NetnsBed:
             found = addresses + [str(route.get("dst")) for route in routes]
             raise NetnsBedError(f"{ADDRESS_RANGE} is already in use on this host: {found}")
 
-    def _build_subnet(self, subnet: Subnet) -> None:
-        ns = subnet.namespace
+    def _build_subnet(self, s: Subnet) -> None:
+        ns = s.namespace
         _ip("netns", "add", ns)
-        _ip(*f"link add {subnet.root_device} type veth peer {subnet.namespace_device}".split())
-        _ip("link", "set", subnet.namespace_device, "netns", ns)
-        _ip("addr", "add", f"{subnet.root_address}/24", "dev", subnet.root_device)
-        _ip("link", "set", subnet.root_device, "up")
-        _ip("link", "set", "lo", "up", namespace=ns)
-        _ip("addr", "add", f"{subnet.service_address}/32", "dev", "lo", namespace=ns)
-        _ip(
-            *f"addr add {subnet.namespace_address}/24 dev {subnet.namespace_device}".split(),
-            namespace=ns,
-        )
-        _ip("link", "set", subnet.namespace_device, "up", namespace=ns)
+        for command in (
+            f"link add {s.root_device} type veth peer name {s.namespace_device} netns {ns}",
+            f"addr add {s.root_address}/24 dev {s.root_device}",
+            f"link set {s.root_device} up",
+        ):
+            _ip(*command.split())
+        for command in (
+            "link set lo up",
+            f"addr add {s.service_address}/32 dev lo",
+            f"addr add {s.namespace_address}/24 dev {s.namespace_device}",
+            f"link set {s.namespace_device} up",
+        ):
+            _ip(*command.split(), namespace=ns)
         if _ip_json("route", "show", "default", namespace=ns):
             raise NetnsBedError(f"namespace {ns} unexpectedly has a default route")
 
@@ -382,8 +381,9 @@ class NetnsBed:
         binds = ["127.0.0.1", *(s.root_address for s in self.subnets.values())]
         port = _free_port()
         log = self._log_file("redis.log")
-        options = f"--port {port} --dir {self._temp_dir} --appendonly no --protected-mode no"
-        argv = ["redis-server", *options.split(), "--save", "", "--bind", *binds]
+        options = f"--port {port} --appendonly no --protected-mode no".split()
+        options += ["--save", "", "--dir", str(self._temp_dir)]  # no persistence, files in temp
+        argv = ["redis-server", *options, "--bind", *binds]
         self._redis = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -393,7 +393,7 @@ class NetnsBed:
 
     def _stop_redis(self) -> None:
         if self._redis is not None:
-            _stop_process(self._redis, group=True)
+            _stop_process_group(self._redis)
         self._redis = None
         self._redis_port = None
 
@@ -474,7 +474,7 @@ class NetnsBed:
 
     def _stop_processes(self) -> None:
         for proc in self._processes:
-            _stop_process(proc, group=True)
+            _stop_process_group(proc)
         self._processes.clear()
         self._services.clear()
         for log in self._log_files:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from tests.netns import (
     REPO_ROOT,
     NetnsBed,
     NetnsBedError,
+    netns_unavailable_reason,
     skip_or_fail,
 )
 
@@ -28,7 +30,8 @@ pytestmark = pytest.mark.netns
 
 SERVICE_PORT = 8080
 CLOSED_PORT = 9  # nothing listens there: a refused connection proves a packet came back
-FAST_FAILURE_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 1.0  # a "timeout" outcome would show that packets went unanswered
+FAST_FAILURE_SECONDS = 3.0  # probe process start-up included; no route fails at once
 
 # A bed built in a child process that is then killed, leaving everything behind.
 CRASHING_BED = """
@@ -83,7 +86,7 @@ def assert_nothing_left(namespaces: list[str], devices: list[str]) -> None:
 
 def timed_probe(bed: NetnsBed, name: str | None, host: str, port: int) -> tuple[str, float]:
     started = time.monotonic()
-    outcome = bed.probe(name, host, port, timeout=FAST_FAILURE_SECONDS).outcome
+    outcome = bed.probe(name, host, port, timeout=PROBE_TIMEOUT_SECONDS).outcome
     return outcome, time.monotonic() - started
 
 
@@ -100,6 +103,17 @@ def test_fail_instead_of_skip_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="needs root"):
         skip_or_fail("needs root")
+
+
+def test_unavailable_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert netns_unavailable_reason() == "building network namespaces needs root"
+
+
+def test_unavailable_without_ip_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda *args, **kwargs: None)
+    assert "iproute2" in str(netns_unavailable_reason())
 
 
 @pytest.mark.parametrize("names", [(), ("a", "a"), ("a", "toolong"), ("A",), ("a-b",)])
