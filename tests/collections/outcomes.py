@@ -46,7 +46,7 @@ def outcomes(report: dict[str, Any]) -> dict[str, Any]:
                 for assertion in execution.get("assertions") or []
             ],
         }
-        for execution in run["executions"]
+        for execution in _distinct(run["executions"])
     ]
     script_errors = sorted(
         [failure["source"]["name"], failure["error"]["name"], failure["at"].split(" in ")[-1]]
@@ -54,6 +54,23 @@ def outcomes(report: dict[str, Any]) -> dict[str, Any]:
         if not failure["at"].startswith("assertion")
     )
     return {"executions": executions, "scriptErrors": script_errors}
+
+
+def _distinct(executions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per executed item.
+
+    newman lists an execution once more for each ``pm.sendRequest`` it made
+    (the same cursor ``ref``), and lists no execution for a skipped request.
+    """
+    distinct: list[dict[str, Any]] = []
+    for execution in executions:
+        if execution.get("skipped"):
+            continue
+        ref = (execution.get("cursor") or {}).get("ref")
+        if distinct and ref and (distinct[-1].get("cursor") or {}).get("ref") == ref:
+            continue
+        distinct.append(execution)
+    return distinct
 
 
 def expected(name: str) -> dict[str, Any]:
