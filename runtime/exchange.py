@@ -66,6 +66,9 @@ class HttpResponse:
     url: str = ""
     history: list[HttpResponse] = field(default_factory=list)
     raw_size: int = 0  # bytes on the wire for the body, before decoding
+    # The headers of the request that got this response (the last hop's, for the final
+    # response) as they went on the wire, Cookie included; unmasked: reports mask secrets.
+    sent_headers: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()

@@ -14,112 +14,65 @@ lost. Headers keep their order and duplicates on the wire.
 urllib3 also percent-encodes the few characters RFC 3986 does not allow in a
 path or query (``[ ] { } | ^`` and the backquote), which servers decode alike.
 
-Errors become ``RequestError`` with messages in the style of newman's:
-``connect ECONNREFUSED 127.0.0.1:5999``, ``connect ETIMEDOUT host:port``,
-``ESOCKETTIMEDOUT``, ``getaddrinfo ENOTFOUND host``, TLS verification errors
-naming the host, ``Exceeded maxRedirects...``.
+Each response records the headers its request went out with
+(``HttpResponse.sent_headers``), as the connection wrote them: the jar's
+cookies, and what urllib3 or ``http.client`` add themselves, included.
+
+Errors become ``RequestError`` with messages in the style of newman's
+(``runtime.http_failures``), and ``Exceeded maxRedirects...``. The TLS and
+transport set-up is in ``runtime.transport``, the cookie-jar helpers in
+``runtime.cookies``; ``build_ssl_context`` and ``describe_failure`` are
+importable from here too.
 """
 
 from __future__ import annotations
 
 import http.client
-import socket
-import ssl
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
-from urllib.request import Request as UrllibRequest
 
 import brotli
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
-from requests.cookies import extract_cookies_to_jar, get_cookie_header
-from requests.structures import CaseInsensitiveDict
-from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_environ_proxies
+from requests.cookies import extract_cookies_to_jar
+from requests.utils import get_environ_proxies
 from urllib3.util import SKIP_HEADER
 
-from pmrunner.errors import InputError, RequestError
+from pmrunner.errors import RequestError
 from runtime.auth.base import Signer
+from runtime.cookies import (
+    MatchingPolicy,
+    cookie_to_json,
+    cookies_for_url,
+    export_cookies,
+    import_cookies,
+    jar_cookie_header,
+)
 from runtime.exchange import HttpResponse, OutgoingRequest
-from runtime.options import RunOptions, TLSOptions
-from runtime.request_builder import normalize_url
+from runtime.http_failures import describe_failure
+from runtime.options import RunOptions
+from runtime.transport import TransportAdapter, build_ssl_context, sent_headers_of
+from runtime.urls import normalize_url
+
+__all__ = [
+    "DEFAULT_MAX_REDIRECTS",
+    "REDIRECT_CODES",
+    "HttpClient",
+    "build_ssl_context",
+    "decode_body",
+    "describe_failure",
+]
 
 DEFAULT_MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({300, 301, 302, 303, 305, 307, 308})
 _READ_SIZE = 64 * 1024
 # urllib3 adds these itself unless told to skip them; Postman sends none it was not asked to.
 _SKIPPABLE = ("User-Agent", "Accept-Encoding")
-
-
-def build_ssl_context(tls: TLSOptions, *, verify: bool) -> ssl.SSLContext:
-    """Build the TLS context for outgoing connections.
-
-    Parameters:
-        tls: extra CA certificates (added to the default bundle, not replacing
-            it) and an optional client certificate, key and key passphrase.
-        verify: check the server's certificate and host name.
-
-    Raises:
-        InputError: a CA, certificate or key file that cannot be loaded.
-    """
-    if verify:
-        context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
-        if tls.extra_ca_certs is not None:
-            with _loading(f"extra CA certificates {tls.extra_ca_certs}"):
-                context.load_verify_locations(cafile=str(tls.extra_ca_certs))
-    else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if tls.client_cert is not None:
-        key = str(tls.client_key) if tls.client_key else None
-        what = f"client certificate {tls.client_cert}" + (f" with key {key}" if key else "")
-        with _loading(what + (" (is the passphrase right?)" if tls.client_passphrase else "")):
-            context.load_cert_chain(str(tls.client_cert), key, password=tls.client_passphrase)
-        context.post_handshake_auth = True  # TLS 1.3 servers may ask after the handshake
-    return context
-
-
-@contextmanager
-def _loading(what: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as error:  # ssl.SSLError included
-        raise InputError(f"cannot load {what}: {error.strerror or error}") from error
-
-
-class _ContextAdapter(HTTPAdapter):
-    """A transport adapter whose TLS settings come from two prepared SSL contexts.
-
-    The contexts already hold the CA bundle and the client certificate, so the
-    adapter keeps requests from loading certificate files per connection.
-    """
-
-    def __init__(self, verifying: ssl.SSLContext, insecure: ssl.SSLContext) -> None:
-        self._contexts = {True: verifying, False: insecure}
-        super().__init__()
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[Any, Any]:
-        host_params, _ = super().build_connection_pool_key_attributes(request, verify, None)
-        checked = verify is not False
-        pool_kwargs = {
-            "ssl_context": self._contexts[checked],
-            "cert_reqs": "CERT_REQUIRED" if checked else "CERT_NONE",
-        }
-        return host_params, pool_kwargs
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        conn.cert_reqs = "CERT_REQUIRED" if verify is not False else "CERT_NONE"
-        conn.ca_certs = None
-        conn.ca_cert_dir = None
 
 
 @dataclass(frozen=True)
@@ -176,10 +129,10 @@ class HttpClient:
 
     def __init__(self, options: RunOptions) -> None:
         self._options = options
-        self._policy = _CookiePolicy()
+        self._policy = MatchingPolicy()
         self._session = requests.Session()
         self._session.cookies.set_policy(self._policy)
-        adapter = _ContextAdapter(
+        adapter = TransportAdapter(
             build_ssl_context(options.tls, verify=True),
             build_ssl_context(options.tls, verify=False),
         )
@@ -221,8 +174,12 @@ class HttpClient:
         return self._session.cookies
 
     def export_cookies(self) -> list[dict[str, Any]]:
-        """Every cookie in the jar as JSON-safe dicts (see ``import_cookies``)."""
-        return [_cookie_to_dict(cookie) for cookie in self._session.cookies]
+        """Every cookie in the jar, in the JSON form of ``runtime.cookies``.
+
+        The list is JSON-safe, for handing the jar to another client
+        (``import_cookies``), for example to the next step of a run.
+        """
+        return export_cookies(self._session.cookies)
 
     def import_cookies(self, cookies: list[dict[str, Any]]) -> None:
         """Add cookies exported by another client (for example by an earlier step).
@@ -230,21 +187,15 @@ class HttpClient:
         Raises:
             InputError: an entry without a name or domain.
         """
-        for entry in cookies:
-            self._session.cookies.set_cookie(_cookie_from_dict(entry))
+        import_cookies(self._session.cookies, cookies)
 
     def cookies_for(self, url: str) -> list[dict[str, Any]]:
-        """The cookies that a request to ``url`` would carry, most specific path first."""
-        target = UrllibRequest(normalize_url(url))
-        matching = [
-            cookie
-            for cookie in self._session.cookies
-            if self._policy.domain_return_ok(cookie.domain, target)
-            and self._policy.path_return_ok(cookie.path, target)
-            and self._policy.return_ok(cookie, target)
-        ]
-        matching.sort(key=lambda cookie: len(cookie.path), reverse=True)
-        return [_cookie_to_dict(cookie) for cookie in matching]
+        """The cookies that a request to ``url`` would carry, most specific path first.
+
+        Each is in the JSON form of ``runtime.cookies`` (its name is ``key``).
+        """
+        matching = cookies_for_url(self._session.cookies, self._policy, normalize_url(url))
+        return [cookie_to_json(cookie) for cookie in matching]
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -290,6 +241,7 @@ class HttpClient:
                 verify=verify,
                 proxies=get_environ_proxies(url),
             )
+            sent_headers = sent_headers_of(sent)  # before the body: reading frees the connection
             extract_cookies_to_jar(self._session.cookies, prepared, sent.raw)  # type: ignore[no-untyped-call]
             raw_body = _read_body(sent.raw, deadline)
         except Exception as error:  # every transport failure becomes a RequestError
@@ -307,6 +259,7 @@ class HttpClient:
             response_time_ms=(time.perf_counter() - started) * 1000,
             url=hop.url,
             raw_size=len(raw_body),
+            sent_headers=sent_headers,
         )
 
     def _prepare(self, hop: OutgoingRequest) -> requests.PreparedRequest:
@@ -330,14 +283,8 @@ class HttpClient:
     def _add_cookies(
         self, prepared: requests.PreparedRequest, wire: urllib3.HTTPHeaderDict
     ) -> None:
-        # The jar adds nothing to a request that has a Cookie header: ask it with a bare probe.
-        probe = requests.PreparedRequest()
-        probe.url = prepared.url
-        probe.headers = CaseInsensitiveDict(
-            {"Host": wire.get("Host", "")} if "Host" in wire else {}
-        )
-        from_jar = get_cookie_header(self._session.cookies, probe)  # type: ignore[no-untyped-call]
-        if not from_jar:
+        from_jar = jar_cookie_header(self._session.cookies, str(prepared.url), wire.get("Host"))
+        if from_jar is None:
             return
         # Like postman-request: cookies set by the user come first, the jar's follow.
         own = wire.get("Cookie")
@@ -440,134 +387,3 @@ _DECODERS: dict[str, Callable[[bytes], bytes]] = {
     "br": brotli.decompress,
     "identity": lambda body: body,
 }
-
-
-def describe_failure(error: BaseException, url: str) -> str:
-    """A newman-style message for a failed exchange.
-
-    Parameters:
-        error: what requests or urllib3 raised.
-        url: the URL being requested, to name its host and port.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        port = 0
-    causes = list(_causes(error))
-    if any(isinstance(cause, _PROXY_ERRORS) for cause in causes):
-        return f"tunneling socket could not be established, cause={_os_reason(causes)}"
-    for cause in causes:  # outermost first: requests' and urllib3's own kinds decide early
-        message = _message_for(cause, host, port)
-        if message:
-            return message
-    return f"{type(error).__name__}: {error}"
-
-
-_PROXY_ERRORS = (requests.exceptions.ProxyError, urllib3.exceptions.ProxyError)
-_CONNECT_TIMEOUTS = (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)
-_READ_TIMEOUTS = (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)
-
-
-def _message_for(cause: BaseException, host: str, port: int) -> str | None:
-    """The message for one link of the error chain, or None to look further in."""
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"certificate verification failed for {host}:{port}: {cause.verify_message}"
-    if isinstance(cause, ssl.SSLError):
-        return f"TLS handshake with {host}:{port} failed: {cause.reason or cause}"
-    if isinstance(cause, urllib3.exceptions.NameResolutionError | socket.gaierror):
-        return f"getaddrinfo ENOTFOUND {host}"
-    if isinstance(cause, ConnectionRefusedError):
-        return f"connect ECONNREFUSED {host}:{port}"
-    # urllib3 makes NewConnectionError a ConnectTimeoutError for old callers; it is not one.
-    if isinstance(cause, _CONNECT_TIMEOUTS) and not isinstance(
-        cause, urllib3.exceptions.NewConnectionError
-    ):
-        return f"connect ETIMEDOUT {host}:{port}"
-    if isinstance(cause, (*_READ_TIMEOUTS, TimeoutError)):
-        return "ESOCKETTIMEDOUT"
-    if isinstance(cause, http.client.RemoteDisconnected | http.client.IncompleteRead):
-        return "socket hang up"
-    if isinstance(cause, ConnectionResetError):
-        return "read ECONNRESET"
-    if isinstance(cause, requests.exceptions.InvalidURL | urllib3.exceptions.LocationValueError):
-        return f'Invalid URI "{host}"'
-    if isinstance(cause, ValueError) and "header" in str(cause).lower():
-        return f"invalid request header: {cause}"
-    return None
-
-
-def _os_reason(causes: list[BaseException]) -> str:
-    for cause in causes:
-        if isinstance(cause, OSError) and not isinstance(cause, requests.RequestException):
-            return cause.strerror or str(cause)
-    return str(causes[-1])
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and everything it wraps (args, ``reason``, cause, context)."""
-    pending: list[BaseException] = [error]
-    seen: set[int] = set()
-    while pending and len(seen) < 32:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        wrapped = [*current.args, getattr(current, "reason", None)]
-        wrapped += [current.__cause__, current.__context__]
-        pending.extend(item for item in wrapped if isinstance(item, BaseException))
-
-
-class _CookiePolicy(DefaultCookiePolicy):
-    """The default policy, answerable outside the jar's own ``add_cookie_header``."""
-
-    def return_ok_expires(self, cookie: Cookie, request: Any) -> bool:
-        return not cookie.is_expired()
-
-
-def _cookie_to_dict(cookie: Cookie) -> dict[str, Any]:
-    return {
-        "name": cookie.name,
-        "value": cookie.value,
-        "domain": cookie.domain,
-        "path": cookie.path,
-        "expires": cookie.expires,
-        "secure": cookie.secure,
-        "httpOnly": cookie.has_nonstandard_attr("HttpOnly"),
-        "hostOnly": not cookie.domain_specified,
-        "session": cookie.expires is None,
-        "version": cookie.version,
-        "pathSpecified": cookie.path_specified,
-        "domainInitialDot": cookie.domain_initial_dot,
-        "extensions": dict(getattr(cookie, "_rest", {})),
-    }
-
-
-def _cookie_from_dict(entry: Mapping[str, Any]) -> Cookie:
-    if not entry.get("name") or not entry.get("domain"):
-        raise InputError(f"cookie entry needs `name` and `domain`: {dict(entry)!r}")
-    domain = str(entry["domain"])
-    rest = dict(entry.get("extensions") or {})
-    if entry.get("httpOnly"):
-        rest.setdefault("HttpOnly", None)
-    expires = entry.get("expires")
-    return Cookie(
-        version=int(entry.get("version") or 0),
-        name=str(entry["name"]),
-        value=None if entry.get("value") is None else str(entry["value"]),
-        port=None,
-        port_specified=False,
-        domain=domain,
-        domain_specified=not entry.get("hostOnly", False),
-        domain_initial_dot=bool(entry.get("domainInitialDot", domain.startswith("."))),
-        path=str(entry.get("path") or "/"),
-        path_specified=bool(entry.get("pathSpecified", True)),
-        secure=bool(entry.get("secure", False)),
-        expires=None if expires is None else int(expires),
-        discard=expires is None,
-        comment=None,
-        comment_url=None,
-        rest=rest,
-    )

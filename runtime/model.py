@@ -17,8 +17,12 @@ from pmrunner.errors import CollectionFormatError
 JSON = dict[str, Any]
 
 
-def _new_id() -> str:
-    return str(uuid.uuid4())
+def _stable_id(*parts: str) -> str:
+    """An id for a node that has none, the same every time the collection is read.
+
+    Distributed runs parse a collection in several processes; their ids must agree.
+    """
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "pmrunner:" + "/".join(parts)))
 
 
 def script_source(event: JSON) -> str:
@@ -178,9 +182,9 @@ def _walk(children: list[Item | Folder]) -> Iterator[Item]:
             yield child
 
 
-def _node_fields(raw: JSON, default_name: str) -> JSON:
+def _node_fields(raw: JSON, default_name: str, position: str) -> JSON:
     return {
-        "id": str(raw.get("id") or raw.get("_postman_id") or _new_id()),
+        "id": str(raw.get("id") or raw.get("_postman_id") or _stable_id(position)),
         "name": str(raw.get("name") or default_name),
         "events": [e for e in raw.get("event") or [] if isinstance(e, dict)],
         "protocol_profile_behavior": dict(raw.get("protocolProfileBehavior") or {}),
@@ -196,16 +200,18 @@ def _description(value: Any) -> str:
 
 
 def _parse_children(raw_items: Any, parents: tuple[Node, ...]) -> list[Item | Folder]:
+    """Folders and items under ``parents[-1]``; nodes without ids get stable ones."""
     if raw_items is None:
         return []
     if not isinstance(raw_items, list):
         raise CollectionFormatError("'item' must be a list")
     children: list[Item | Folder] = []
-    for raw in raw_items:
+    for index, raw in enumerate(raw_items):
+        position = f"{parents[-1].id}/{index}"
         if not isinstance(raw, dict):
             raise CollectionFormatError("every entry of 'item' must be an object")
         if "item" in raw and "request" not in raw:
-            folder = Folder(**_node_fields(raw, "Folder"), auth=raw.get("auth"))
+            folder = Folder(**_node_fields(raw, "Folder", position), auth=raw.get("auth"))
             folder.children = _parse_children(raw["item"], (*parents, folder))
             children.append(folder)
         else:
@@ -217,7 +223,7 @@ def _parse_children(raw_items: Any, parents: tuple[Node, ...]) -> list[Item | Fo
                 raise CollectionFormatError(f"item {name!r} has no request")
             children.append(
                 Item(
-                    **_node_fields(raw, "Request"),
+                    **_node_fields(raw, "Request", position),
                     request=request,
                     responses=list(raw.get("response") or []),
                     parents=parents,
@@ -233,7 +239,8 @@ def parse_collection(data: JSON) -> Collection:
     info = data["info"]
     if not isinstance(info, dict):
         raise CollectionFormatError("'info' must be an object")
-    fields = _node_fields({**info, "event": data.get("event")}, "Collection")
+    name = str(info.get("name") or "Collection")
+    fields = _node_fields({**info, "event": data.get("event")}, "Collection", "collection/" + name)
     fields["id"] = str(info.get("_postman_id") or info.get("id") or fields["id"])
     fields["protocol_profile_behavior"] = dict(data.get("protocolProfileBehavior") or {})
     fields["network"] = data.get("x-pmrunner-network") or None

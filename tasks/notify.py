@@ -22,13 +22,18 @@ WEBHOOK_TIMEOUT_SECONDS = 10
 
 
 def announce_run(services: Services, report: JSON, ticket: RunTicket) -> None:
-    """Send the report to the run's and the settings' webhooks."""
+    """Send the report to the run's and the settings' webhooks; follow up monitor runs."""
     urls = list(dict.fromkeys([*ticket.webhooks, *services.settings.webhooks]))
     for url in urls:
-        deliver_webhook.apply_async(
+        services.app.send_task(
+            "pmrunner.deliver_webhook",
             (url, report["id"]),
             queue=services.settings.queue_for(services.settings.default_network),
         )
+    if ticket.monitor:
+        from tasks.monitors import after_monitor_run  # monitors imports dispatch, which imports run
+
+        after_monitor_run(services, report)
 
 
 @shared_task(
@@ -53,3 +58,19 @@ def deliver_webhook(self: Task, url: str, run_id: str) -> None:
         raise requests.HTTPError(f"webhook {url} answered {response.status_code}")
     if response.status_code >= 400:
         log.warning("webhook %s refused run %s: %s", url, run_id, response.status_code)
+
+
+@shared_task(
+    bind=True,
+    name="pmrunner.deliver_json",
+    autoretry_for=(requests.RequestException,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+    ignore_result=True,
+)
+def deliver_json(self: Task, url: str, payload: JSON) -> None:
+    """POST a notice (monitor failing or recovered) to ``url``."""
+    response = requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
+    if response.status_code >= 500:
+        raise requests.HTTPError(f"webhook {url} answered {response.status_code}")

@@ -12,7 +12,7 @@ from celery import Celery
 
 from worker.settings import Settings
 
-TASK_MODULES = ["tasks.run", "tasks.sweep", "tasks.notify"]
+TASK_MODULES = ["tasks.run", "tasks.sweep", "tasks.notify", "tasks.schedule"]
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -41,6 +41,11 @@ def create_app(settings: Settings | None = None) -> Celery:
         accept_content=["json"],
         timezone="UTC",
         beat_schedule={
+            "pmrunner.dispatch-due": {
+                "task": "pmrunner.dispatch_due",
+                "schedule": settings.dispatch_interval,
+                "options": {"expires": settings.dispatch_interval * 2},
+            },
             "pmrunner.sweep": {
                 "task": "pmrunner.sweep_overdue",
                 "schedule": settings.sweep_interval,

@@ -43,6 +43,17 @@ class Settings:
         webhooks: URLs every finished run report is posted to.
         data_dir: where the embedded Redis and local state live.
         key_prefix: prefix of every Redis key pmrunner writes.
+        monitors_file: a ``monitors.yaml`` to run monitors from (local source).
+        postman_api_key: the Postman API key (Postman source); never logged.
+        postman_base_url: the Postman API's base URL.
+        postman_monitors: uids of Postman monitors this runner runs.
+        postman_workspace: run the monitors of this workspace (with the marker, if set).
+        postman_marker: run monitors whose name contains this text.
+        proxy: proxy for calls to the Postman API.
+        secrets_file: local values for variables (vault secrets, overrides).
+        runner_id: this runner's name in logs and metrics.
+        backfill_slots: after downtime, run at most this many missed slots (0: none).
+        metrics_port: serve Prometheus metrics on this port (0: off).
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -59,6 +70,17 @@ class Settings:
     webhooks: tuple[str, ...] = ()
     data_dir: Path = field(default_factory=_default_data_dir)
     key_prefix: str = "pmrunner:"
+    monitors_file: Path | None = None
+    postman_api_key: str | None = field(default=None, repr=False)
+    postman_base_url: str = "https://api.getpostman.com"
+    postman_monitors: tuple[str, ...] = ()
+    postman_workspace: str | None = None
+    postman_marker: str | None = None
+    proxy: str | None = field(default=None, repr=False)
+    secrets_file: Path | None = None
+    runner_id: str | None = None
+    backfill_slots: int = 0
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

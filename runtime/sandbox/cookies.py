@@ -11,67 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
-JSON = dict[str, Any]
+# The conversions are shared with the HTTP client, which exports the jar in the same form.
+from runtime.cookies import JSON, cookie_from_json, cookie_to_json
 
-
-def cookie_to_json(cookie: Cookie) -> JSON:
-    """A cookie in tough-cookie's JSON form."""
-    expires: str = "Infinity"
-    if cookie.expires is not None:
-        expires = datetime.fromtimestamp(cookie.expires, UTC).isoformat().replace("+00:00", "Z")
-    host_only = not cookie.domain_specified
-    return {
-        "key": cookie.name,
-        "value": cookie.value or "",
-        "expires": expires,
-        "domain": cookie.domain.lstrip("."),
-        "path": cookie.path,
-        "secure": bool(cookie.secure),
-        "httpOnly": cookie.has_nonstandard_attr("HttpOnly"),
-        "hostOnly": host_only,
-    }
-
-
-def cookie_from_json(data: JSON) -> Cookie:
-    """A ``http.cookiejar.Cookie`` from tough-cookie's (or Postman's) JSON form."""
-    name = str(data.get("key") or data.get("name") or "")
-    domain = str(data.get("domain") or "")
-    host_only = bool(data.get("hostOnly", False))
-    expires = _expiry_seconds(data.get("expires"))
-    rest = {"HttpOnly": ""} if data.get("httpOnly") else {}
-    return Cookie(
-        version=0,
-        name=name,
-        value=str(data.get("value") or ""),
-        port=None,
-        port_specified=False,
-        domain=domain if host_only or not domain else "." + domain.lstrip("."),
-        domain_specified=not host_only,
-        domain_initial_dot=not host_only,
-        path=str(data.get("path") or "/"),
-        path_specified=True,
-        secure=bool(data.get("secure", False)),
-        expires=expires,
-        discard=expires is None,
-        comment=None,
-        comment_url=None,
-        rest=rest,
-    )
-
-
-def _expiry_seconds(value: Any) -> int | None:
-    if value in (None, "", "Infinity"):
-        return None
-    if isinstance(value, int | float):
-        return int(value / 1000) if value > 10**11 else int(value)
-    try:
-        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp())
-    except ValueError:
-        return None
+__all__ = [
+    "JSON",
+    "ScriptCookieStore",
+    "cookie_from_json",
+    "cookie_to_json",
+    "domain_matches",
+    "path_matches",
+]
 
 
 def domain_matches(cookie_domain: str, domain: str) -> bool:

@@ -38,6 +38,7 @@ from pmrunner.errors import InputError
 from runtime.loading import VariableFile, load_collection
 from runtime.options import RunOptions
 from runtime.results import Run
+from tests.echo_server import serve
 from tests.fakes.fake_postman import FakePostman
 
 
@@ -58,7 +59,9 @@ def single_error_line(result: click.testing.Result) -> str:
 # --- parsing ---------------------------------------------------------------------------
 
 
-def test_defaults() -> None:
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PMRUNNER_POSTMAN_API_KEY", "POSTMAN_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
     settings = parse_run_options(["collection.json"])
     assert settings == RunSettings(
         collection="collection.json",
@@ -356,19 +359,25 @@ def test_exports_are_written_with_real_values(tmp_path: Path) -> None:
         ]
     )
     collection = load_collection({"info": {"name": "C"}, "item": []})
-    environment = VariableFile(name="Staging", id="env-1", values=[])
+    environment = VariableFile(
+        name="Staging", id="env-1", values=[{"key": "token", "value": "old", "type": "secret"}]
+    )
     inputs = RunInputs(collection, environment, None, None)
     run = Run(
         collection_id="c",
         collection_name="C",
-        environment=[{"key": "token", "value": "real", "type": "secret", "enabled": True}],
+        environment=[
+            {"key": "token", "value": "real", "type": "any", "enabled": True},
+            {"key": "new", "value": "set by a script", "type": "any"},
+        ],
         globals=[{"key": "g", "value": "1", "type": "default", "enabled": True}],
     )
     write_exports(settings, inputs, run)
     exported = json.loads((tmp_path / "a" / "env.json").read_text(encoding="utf-8"))
     assert exported["id"] == "env-1"
     assert exported["values"] == [
-        {"key": "token", "value": "real", "type": "secret", "enabled": True}
+        {"key": "token", "value": "real", "type": "secret", "enabled": True},
+        {"key": "new", "value": "set by a script", "type": "any", "enabled": True},
     ]
     globals_ = json.loads((tmp_path / "b" / "globals.json").read_text(encoding="utf-8"))
     assert globals_["_postman_variable_scope"] == "globals"
@@ -471,3 +480,82 @@ def test_a_malformed_environment_is_one_error_line(tmp_path: Path) -> None:
     environment.write_text("{not json", encoding="utf-8")
     line = single_error_line(invoke("run", str(collection), "-e", str(environment)))
     assert "env.json" in line
+
+
+# --- whole runs (the real runner, a loopback echo server) ------------------------------
+
+
+def echo_collection(base_url: str, expected_status: int) -> dict[str, object]:
+    test = [f"pm.test('status', () => pm.response.to.have.status({expected_status}));"]
+    test.append("pm.environment.set('seen', pm.environment.get('token').length);")
+    return {
+        "info": {"name": "Echo", "_postman_id": "echo-1"},
+        "item": [
+            {
+                "name": "Get",
+                "id": "get-1",
+                "request": {
+                    "method": "GET",
+                    "url": f"{base_url}/get?token={{{{token}}}}",
+                    "header": [{"key": "X-Token", "value": "{{token}}"}],
+                },
+                "event": [{"listen": "test", "script": {"exec": test}}],
+            }
+        ],
+    }
+
+
+@pytest.fixture
+def echo_url() -> Iterator[str]:
+    with serve() as url:
+        yield url
+
+
+def run_echo(
+    tmp_path: Path, base_url: str, expected_status: int, *extra: str
+) -> click.testing.Result:
+    collection = write(tmp_path / "c.json", echo_collection(base_url, expected_status))
+    environment = write(
+        tmp_path / "e.json",
+        {"name": "Env", "values": [{"key": "token", "value": "tok-SECRET-1", "type": "secret"}]},
+    )
+    return invoke(
+        "run",
+        str(collection),
+        *("-e", str(environment), "--color", "off", "-r", "cli,json,junit"),
+        *("--reporter-json-export", str(tmp_path / "r" / "report.json")),
+        *("--reporter-junit-export", str(tmp_path / "r" / "report.xml")),
+        *("--export-environment", str(tmp_path / "r" / "env.json")),
+        *extra,
+    )
+
+
+def test_a_passing_run_exits_0_and_writes_reports_and_exports(
+    tmp_path: Path, echo_url: str
+) -> None:
+    result = run_echo(tmp_path, echo_url, 200, "--verbose")
+    assert result.exit_code == 0, result.output
+    assert "X-Token: ********" in result.stdout
+    assert "→ Get" in result.stdout
+    assert "  ✓  status" in result.stdout
+    assert "tok-SECRET-1" not in result.stdout
+    report = json.loads((tmp_path / "r" / "report.json").read_text(encoding="utf-8"))
+    assert report["run"]["stats"]["assertions"]["failed"] == 0
+    assert report["collection"]["info"]["name"] == "Echo"
+    assert "tok-SECRET-1" not in (tmp_path / "r" / "report.json").read_text(encoding="utf-8")
+    assert (tmp_path / "r" / "report.xml").read_text(encoding="utf-8").startswith("<?xml")
+    exported = json.loads((tmp_path / "r" / "env.json").read_text(encoding="utf-8"))
+    values = {v["key"]: v for v in exported["values"]}
+    assert values["token"]["value"] == "tok-SECRET-1"
+    assert values["token"]["type"] == "secret"
+    assert str(values["seen"]["value"]) == "12"
+
+
+def test_a_failing_run_exits_1_unless_suppressed(tmp_path: Path, echo_url: str) -> None:
+    failed = run_echo(tmp_path, echo_url, 201)
+    assert failed.exit_code == 1
+    assert "1. status" in failed.stdout
+    assert "AssertionError" in failed.stdout
+    assert failed.stderr == ""
+    suppressed = run_echo(tmp_path, echo_url, 201, "-x")
+    assert suppressed.exit_code == 0

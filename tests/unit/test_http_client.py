@@ -366,7 +366,7 @@ def test_cookies_are_exported_and_imported(http_server: LoopbackServer) -> None:
     with make_client() as first:
         first.send(request_to(http_server.url("/cookies/set?carry=over")))
         exported = first.export_cookies()
-    assert [(c["name"], c["value"], c["domain"], c["hostOnly"]) for c in exported] == [
+    assert [(c["key"], c["value"], c["domain"], c["hostOnly"]) for c in exported] == [
         ("carry", "over", "127.0.0.1", True)
     ]
     with make_client() as second:
@@ -387,9 +387,9 @@ def test_cookies_for_a_url(client: HttpClient, http_server: LoopbackServer) -> N
             {"name": "other", "value": "5", "domain": "example.test", "path": "/"},
         ]
     )
-    names = [c["name"] for c in client.cookies_for(f"http://127.0.0.1:{http_server.port}/api/x")]
+    names = [c["key"] for c in client.cookies_for(f"http://127.0.0.1:{http_server.port}/api/x")]
     assert names == ["deep", "root"]
-    assert [c["name"] for c in client.cookies_for("https://127.0.0.1/")] == ["root", "tls"]
+    assert [c["key"] for c in client.cookies_for("https://127.0.0.1/")] == ["root", "tls"]
 
 
 def test_import_of_a_bad_cookie_is_an_input_error(client: HttpClient) -> None:
@@ -599,3 +599,11 @@ def test_unreachable_proxy(monkeypatch: pytest.MonkeyPatch, http_server: Loopbac
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
     with make_client() as client, pytest.raises(RequestError, match=r"^tunneling socket"):
         client.send(request_to(http_server.url("/echo")))
+
+
+def test_failure_messages_stay_importable_from_the_client() -> None:
+    from runtime.http_client import describe_failure
+
+    refused = ConnectionRefusedError(111, "Connection refused")
+    message = describe_failure(refused, "http://127.0.0.1:5999/x")
+    assert message == "connect ECONNREFUSED 127.0.0.1:5999"

@@ -33,6 +33,7 @@ from runtime.reporters import (
     render_junit,
 )
 from runtime.reporters.cli import format_bytes, format_ms
+from runtime.reporters.junit import class_name
 from runtime.results import (
     Assertion,
     Execution,
@@ -400,6 +401,7 @@ def test_json_report_has_newmans_shape(tmp_path: Path) -> None:
         30,
     )
     assert timings["responseSd"] == 10
+    assert timings["dnsAverage"] == timings["firstByteSd"] == 0
     assert timings["completed"] - timings["started"] == 1234
     assert run["transfers"] == {"responseTotal": 1234}  # type: ignore[index]
     assert run["error"] is None  # type: ignore[index]
@@ -464,7 +466,18 @@ def test_json_report_includes_the_collection_with_auth_masked(tmp_path: Path) ->
                     "name": "Users",
                     "id": "folder-users",
                     "item": [
-                        {"name": "Create user", "id": "item-create-user", "request": BASE},
+                        {
+                            "name": "Create user",
+                            "id": "item-create-user",
+                            "request": {
+                                "url": BASE,
+                                "method": "POST",
+                                "auth": {
+                                    "type": "basic",
+                                    "basic": [{"key": "password", "value": "pw-raw"}],
+                                },
+                            },
+                        },
                     ],
                 },
                 {"name": "List users", "id": "item-list-users", "request": BASE},
@@ -475,9 +488,20 @@ def test_json_report_includes_the_collection_with_auth_masked(tmp_path: Path) ->
     report = write_json_report(sample_run(), path, collection=collection)
     assert report["collection"]["item"][0]["name"] == "Users"  # type: ignore[index]
     assert report["collection"]["auth"]["bearer"][0]["value"] == MASK  # type: ignore[index]
-    assert "raw-token" not in path.read_text(encoding="utf-8")
-    parent = report["run"]["failures"][0]["parent"]  # type: ignore[index]
-    assert parent == {"id": "folder-users", "name": "Users"}
+    text = path.read_text(encoding="utf-8")
+    assert "raw-token" not in text
+    assert "pw-raw" not in text
+    assert report["collection"]["variable"] == []  # type: ignore[index]
+    failure = report["run"]["failures"][0]  # type: ignore[index]
+    assert failure["parent"] == {"id": "folder-users", "name": "Users"}
+    item = report["run"]["executions"][1]["item"]  # type: ignore[index]
+    assert failure["source"] == item
+    assert (item["id"], item["name"], item["request"]["method"]) == (
+        "item-create-user",
+        "Create user",
+        "POST",
+    )
+    assert item["request"]["auth"]["basic"] == [{"key": "password", "value": MASK}]
 
 
 def test_json_report_records_errors_outside_requests() -> None:
@@ -526,11 +550,28 @@ def test_junit_report_is_well_formed_with_suites_per_request(tmp_path: Path) -> 
     assert failure.get("message") == "expected 404 to equal 201"
     assert (failure.text or "").startswith("Failed 1 times.")
     assert cases["later"].find("skipped") is not None
-    assert cases["responds"].get("classname") == "Demo API"
+    assert cases["responds"].get("classname") == "UsersCreateUser"
+    assert "Test description: status is 201." in (failure.text or "")
     error = suites[2].find("testcase/error")
     assert error is not None
     assert (error.get("type"), error.get("message")) == ("ConnectionError", "connection refused")
     assert suites[2].get("errors") == "1"
+    assert "ConnectionError: connection refused" in (suites[2].findtext("system-err") or "")
+    assert create.find("system-err") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Folder / Missing", "FolderMissing"),
+        ("GET users by ID", "GetUsersById"),
+        ("XMLHttpRequest", "XmlHttpRequest"),
+        ("v2 users", "V2Users"),
+        ("!!!", ""),
+    ],
+)
+def test_class_names_follow_newman(name: str, expected: str) -> None:
+    assert class_name(name) == expected
 
 
 def test_junit_folds_iterations_into_one_suite_per_request() -> None:

@@ -71,7 +71,7 @@ def multipart_parts(echoed: dict[str, Any]) -> list[Message]:
     document = f"Content-Type: {content_type}\r\n\r\n".encode() + echoed["body"]
     message = BytesParser(policy=HTTP).parsebytes(document)
     assert message.is_multipart()
-    return list(message.iter_parts())  # type: ignore[attr-defined]
+    return list(message.iter_parts())
 
 
 # ------------------------------------------------------------------------- URL
@@ -538,3 +538,11 @@ def test_url_query_and_encoding_reach_the_server(
     )
     echoed = echo_json(client.send(request).body)
     assert echoed["target"] == "/echo/a%20b/caf%C3%A9?q=Ada%20Lovelace"
+
+
+def test_url_names_stay_importable_from_the_builder() -> None:
+    from runtime import request_builder, urls
+
+    for name in ("UrlParts", "build_url", "encode_url", "normalize_url", "parse_url"):
+        assert getattr(request_builder, name) is getattr(urls, name)
+    assert request_builder.percent_encode("a b%zz", frozenset(" ")) == "a%20b%25zz"

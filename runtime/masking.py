@@ -1,0 +1,188 @@
+"""Masking of secret values in text, headers and report documents.
+
+The runner already masks what it records; reporters call these functions once
+more before anything leaves the process, so that a secret that slipped into a
+console line, a URL or an exported variable is still hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from runtime.results import JSON, Run
+
+MASK = "********"
+
+# Headers whose whole value is a credential: masked whatever their value is.
+ALWAYS_MASKED_HEADERS = frozenset({"authorization", "proxy-authorization"})
+
+# Auth parameters (in a collection's ``auth`` objects) whose value is a credential.
+_SECRET_AUTH_KEY = re.compile(r"password|secret|token|privatekey|authkey|passphrase|credential")
+
+
+def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """A pattern matching any of the secrets, or None when there is none.
+
+    Parameters:
+        secrets: secret values; empty strings are ignored. Each secret is also
+            matched in its URL-encoded forms, since secrets often travel in
+            query strings and form bodies.
+    """
+    variants: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        variants.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
+    if not variants:
+        return None
+    # Longest first: the regex engine takes the first alternative that matches,
+    # so a secret that contains another one is masked whole.
+    ordered = sorted(variants, key=lambda value: (-len(value), value))
+    return re.compile("|".join(re.escape(value) for value in ordered))
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of every secret in ``text`` by ``********``.
+
+    Parameters:
+        text: any text (a URL, a body, a console line).
+        secrets: the values to hide; empty values are ignored.
+    """
+    pattern = secret_pattern(secrets)
+    return _mask_with(text, pattern)
+
+
+def _mask_with(text: str, pattern: re.Pattern[str] | None) -> str:
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
+
+
+def mask_authorization(value: str) -> str:
+    """Mask an Authorization value, keeping its scheme (``Bearer ********``).
+
+    The scheme says which auth was used, which helps reading a report, and it
+    is never secret; everything after it is.
+    """
+    scheme, _, credentials = value.strip().partition(" ")
+    if not credentials:
+        return MASK
+    return f"{scheme} {MASK}"
+
+
+def mask_headers(
+    headers: Iterable[tuple[str, str]], secrets: Iterable[str]
+) -> list[tuple[str, str]]:
+    """Headers with credentials masked.
+
+    Authorization and Proxy-Authorization are always masked (after their
+    scheme). Any other header, API-key headers and cookies included, has its
+    secret values masked: a header value that is not a known secret is shown,
+    so that reports stay useful for debugging.
+
+    Parameters:
+        headers: (name, value) pairs, in order.
+        secrets: the values to hide wherever they appear.
+    """
+    pattern = secret_pattern(secrets)
+    masked: list[tuple[str, str]] = []
+    for name, value in headers:
+        if name.lower() in ALWAYS_MASKED_HEADERS:
+            masked.append((name, mask_authorization(value)))
+        else:
+            masked.append((name, _mask_with(value, pattern)))
+    return masked
+
+
+def mask_json(value: Any, secrets: Iterable[str]) -> Any:
+    """A copy of a JSON document with the secrets masked in every string.
+
+    Parameters:
+        value: a document made of dicts, lists, strings, numbers, booleans, None.
+        secrets: the values to hide; keys of objects are left as they are.
+    """
+    return _mask_json_with(value, secret_pattern(secrets))
+
+
+def _mask_json_with(value: Any, pattern: re.Pattern[str] | None) -> Any:
+    if isinstance(value, str):
+        return _mask_with(value, pattern)
+    if isinstance(value, dict):
+        return {key: _mask_json_with(item, pattern) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_json_with(item, pattern) for item in value]
+    return value
+
+
+def secret_variable_values(variables: Iterable[JSON]) -> set[str]:
+    """Values of the variables of ``type: secret`` in a list of Postman variables."""
+    found: set[str] = set()
+    for variable in variables:
+        if not isinstance(variable, dict) or variable.get("type") != "secret":
+            continue
+        value = variable.get("value")
+        if value is not None and str(value):
+            found.add(str(value))
+    return found
+
+
+def run_secrets(run: Run) -> set[str]:
+    """Every secret a reporter can learn from a finished run (secret variables)."""
+    return secret_variable_values([*run.environment, *run.globals])
+
+
+def mask_auth_params(document: Any) -> Any:
+    """A copy of collection JSON with the credentials of every ``auth`` object masked.
+
+    Postman stores auth as ``{"type": "basic", "basic": [{"key": "password",
+    "value": "..."}]}`` (v2.1) or ``{"basic": {"password": "..."}}`` (v2.0).
+    Values that are only a variable reference (``{{token}}``) are kept, since
+    they reveal nothing and tell the reader where the value came from.
+    """
+    if isinstance(document, list):
+        return [mask_auth_params(item) for item in document]
+    if not isinstance(document, dict):
+        return document
+    copied: dict[str, Any] = {}
+    for key, item in document.items():
+        if key == "auth" and isinstance(item, dict):
+            copied[key] = _mask_auth_object(item)
+        else:
+            copied[key] = mask_auth_params(item)
+    return copied
+
+
+def _mask_auth_object(auth: JSON) -> JSON:
+    masked: JSON = {}
+    for key, params in auth.items():
+        if key == "type":
+            masked[key] = params
+        elif isinstance(params, list):
+            masked[key] = [_mask_auth_param(param) for param in params]
+        elif isinstance(params, dict):
+            masked[key] = {name: _masked_if_secret(name, value) for name, value in params.items()}
+        else:
+            masked[key] = params
+    return masked
+
+
+def _mask_auth_param(param: Any) -> Any:
+    if not isinstance(param, dict) or "key" not in param:
+        return param
+    copied = dict(param)
+    copied["value"] = _masked_if_secret(str(param["key"]), param.get("value"))
+    return copied
+
+
+def _masked_if_secret(name: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    if re.fullmatch(r"\{\{[^{}]+\}\}", value.strip()):
+        return value
+    # apikey auth keeps the credential in a parameter named "value".
+    if name == "value" or _SECRET_AUTH_KEY.search(name.lower()):
+        return MASK
+    return value

@@ -1,0 +1,195 @@
+"""The transport under the HTTP client: TLS contexts and a record of the headers sent.
+
+``TransportAdapter`` is the ``requests`` transport adapter the client mounts.
+It takes its TLS settings from two prepared SSL contexts (verifying and not),
+and its connections note every header line they write, so that the client
+can report the headers exactly as they went on the wire (``sent_headers``),
+those that urllib3 or ``http.client`` add on their own included.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any, cast
+
+import requests
+from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3 import PoolManager
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.util import SKIP_HEADER
+
+from pmrunner.errors import InputError
+from runtime.options import TLSOptions
+
+# Meant for the proxy, and holding the proxy's own credentials: not part of the request's record.
+_UNRECORDED = frozenset({"proxy-authorization"})
+
+
+def build_ssl_context(tls: TLSOptions, *, verify: bool) -> ssl.SSLContext:
+    """Build the TLS context for outgoing connections.
+
+    Parameters:
+        tls: extra CA certificates (added to the default bundle, not replacing
+            it) and an optional client certificate, key and key passphrase.
+        verify: check the server's certificate and host name.
+
+    Raises:
+        InputError: a CA, certificate or key file that cannot be loaded.
+    """
+    if verify:
+        context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+        if tls.extra_ca_certs is not None:
+            with _loading(f"extra CA certificates {tls.extra_ca_certs}"):
+                context.load_verify_locations(cafile=str(tls.extra_ca_certs))
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.client_cert is not None:
+        key = str(tls.client_key) if tls.client_key else None
+        what = f"client certificate {tls.client_cert}" + (f" with key {key}" if key else "")
+        with _loading(what + (" (is the passphrase right?)" if tls.client_passphrase else "")):
+            context.load_cert_chain(str(tls.client_cert), key, password=tls.client_passphrase)
+        context.post_handshake_auth = True  # TLS 1.3 servers may ask after the handshake
+    return context
+
+
+@contextmanager
+def _loading(what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:  # ssl.SSLError included
+        raise InputError(f"cannot load {what}: {error.strerror or error}") from error
+
+
+class HeaderRecorder(HTTPConnection):
+    """A connection that keeps the header lines of the request it last sent.
+
+    Mixed into the connection classes of every pool the adapter creates
+    (plain, TLS, SOCKS), in front of the class it records for.
+    """
+
+    sent_headers: list[tuple[str, str]]
+
+    def putrequest(
+        self,
+        method: str,
+        url: str,
+        skip_host: bool = False,
+        skip_accept_encoding: bool = False,
+    ) -> None:
+        self.sent_headers = []  # http.client adds Host and Accept-Encoding from here
+        super().putrequest(
+            method, url, skip_host=skip_host, skip_accept_encoding=skip_accept_encoding
+        )
+
+    def putheader(self, header: str, *values: str) -> None:  # type: ignore[override]  # as urllib3
+        super().putheader(header, *values)
+        if SKIP_HEADER in values or header.lower() in _UNRECORDED:
+            return
+        self.sent_headers.append((header, ", ".join(_as_text(value) for value in values)))
+
+
+def _as_text(value: str | bytes | int) -> str:
+    """A header value as text.
+
+    http.client writes str values as latin-1 (and puts some, such as Host,
+    as bytes); the client hands UTF-8 over as latin-1 characters, so a value
+    whose bytes are valid UTF-8 is shown decoded.
+    """
+    if isinstance(value, int):
+        return str(value)
+    raw = value if isinstance(value, bytes) else value.encode("latin-1", errors="replace")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def sent_headers_of(response: requests.Response) -> list[tuple[str, str]]:
+    """The headers that the request of ``response`` went out with.
+
+    Call it before the body is read: reading to the end hands the connection
+    back to its pool, to send the next request. Should the connection have
+    kept no record, the headers handed to it are the answer.
+    """
+    connection = getattr(response.raw, "connection", None)
+    recorded = getattr(connection, "sent_headers", None)
+    if isinstance(recorded, list):
+        return list(recorded)
+    handed_over = response.request.headers.items() if response.request is not None else []
+    return [(key, _as_text(value)) for key, value in handed_over if value != SKIP_HEADER]
+
+
+@cache
+def _recording_pool(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    """``pool_class`` with a connection class that records headers."""
+    connection_class = pool_class.ConnectionCls
+    if issubclass(connection_class, HeaderRecorder):
+        return pool_class
+    recording = type(
+        f"Recording{connection_class.__name__}", (HeaderRecorder, connection_class), {}
+    )
+    attributes = {"ConnectionCls": recording}
+    return cast(type[HTTPConnectionPool], type(pool_class.__name__, (pool_class,), attributes))
+
+
+def _record_headers(manager: PoolManager) -> PoolManager:
+    # Only pools created after this use the recording classes: call it on a new manager.
+    manager.pool_classes_by_scheme = {
+        scheme: _recording_pool(pool_class)
+        for scheme, pool_class in manager.pool_classes_by_scheme.items()
+    }
+    return manager
+
+
+class TransportAdapter(HTTPAdapter):
+    """A transport adapter with prepared TLS contexts whose connections record headers.
+
+    The contexts already hold the CA bundle and the client certificate, so the
+    adapter keeps requests from loading certificate files per connection.
+
+    Parameters:
+        verifying: the context for requests that check certificates.
+        insecure: the context for requests that do not.
+    """
+
+    def __init__(self, verifying: ssl.SSLContext, insecure: ssl.SSLContext) -> None:
+        self._contexts = {True: verifying, False: insecure}
+        super().__init__()
+
+    def init_poolmanager(
+        self,
+        connections: int,
+        maxsize: int,
+        block: bool = DEFAULT_POOLBLOCK,
+        **pool_kwargs: Any,
+    ) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        _record_headers(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        known = proxy in self.proxy_manager
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        return manager if known else _record_headers(manager)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[Any, Any]:
+        host_params, _ = super().build_connection_pool_key_attributes(request, verify, None)
+        checked = verify is not False
+        pool_kwargs = {
+            "ssl_context": self._contexts[checked],
+            "cert_reqs": "CERT_REQUIRED" if checked else "CERT_NONE",
+        }
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        conn.cert_reqs = "CERT_REQUIRED" if verify is not False else "CERT_NONE"
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
