@@ -68,8 +68,25 @@ class RunState:
         return {name: {"values": getattr(self, attr)} for name, attr in SCOPE_FIELDS.items()}
 
     def absorb(self, outcome: ScriptOutcome) -> None:
+        """Take the scopes a script left, keeping what the sandbox drops.
+
+        The sandbox turns every variable's type into ``any``; a variable that
+        was ``secret`` stays secret here, so reports keep masking it.
+        """
         for name, values in outcome.scopes.items():
-            setattr(self, SCOPE_FIELDS[name], values)
+            attribute = SCOPE_FIELDS[name]
+            setattr(self, attribute, _keep_types(getattr(self, attribute), values))
+
+
+def _keep_types(before: list[JSON], after: list[JSON]) -> list[JSON]:
+    known = {str(entry.get("key")): entry for entry in before}
+    kept = []
+    for entry in after:
+        previous = known.get(str(entry.get("key")))
+        if previous is not None and entry.get("type") in (None, "any") and previous.get("type"):
+            entry = {**entry, "type": previous["type"]}
+        kept.append(entry)
+    return kept
 
 
 @dataclass
