@@ -17,6 +17,7 @@ from runtime.results import Execution, Run, ScriptError, parse_iso, utc_now
 from scheduler.planner import Branch, Plan
 from store import RunTicket
 from tasks.context import Services
+from worker.metrics import RUNS_FINISHED, RUNS_SWEPT
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -55,6 +56,9 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
         monitor=ticket.monitor,
     )
     services.store.save(report)
+    RUNS_FINISHED.labels(report["status"], ticket.source).inc()
+    if swept:
+        RUNS_SWEPT.inc()
     registry.close(run_id)
     finished = registry.keys.run_finished(run_id)
     pipe = registry.redis.pipeline()

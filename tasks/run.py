@@ -30,6 +30,7 @@ from runtime.step import RunState, Step
 from scheduler.planner import Branch
 from tasks.context import RunContext, Services
 from tasks.finalize import finalize, is_complete, mark_branch_done
+from worker.metrics import REQUESTS_EXECUTED
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -122,6 +123,7 @@ def _run_step(
         attempt=attempt,
     )
     next_cursor = _execute(context, branch, cursor, state, execution)
+    REQUESTS_EXECUTED.labels(execution.network or "").inc()
     result = {"executions": [execution.to_dict()], "next": next_cursor}
     if registry.record_step(run_id, key, result):
         registry.save_state(run_id, branch_key, asdict(state))

@@ -23,6 +23,7 @@ from celery import Task, shared_task
 from scheduler.monitors import Monitor, MonitorSource
 from tasks.context import Services
 from tasks.monitors import known_monitors, source_for, start_monitor_run
+from worker.metrics import SLOTS_SKIPPED, SLOTS_STARTED, SOURCE_HEALTHY
 
 log = logging.getLogger(__name__)
 SKIPPED_KEPT = 100
@@ -58,6 +59,7 @@ def dispatch(services: Services, source: MonitorSource, now: datetime | None = N
     """Start the due slots of every active monitor; return the run ids started."""
     now = now or datetime.now(UTC)
     source.refresh()
+    SOURCE_HEALTHY.set(1 if source.healthy else 0)
     if not source.healthy:
         log.warning("monitor source unhealthy (%s); running the last known monitors",
                     source.last_error)
@@ -77,6 +79,7 @@ def dispatch(services: Services, source: MonitorSource, now: datetime | None = N
             )
             if not claimed:
                 continue
+            SLOTS_STARTED.inc()
             started.append(
                 start_monitor_run(services.app, services, source, monitor, slot=slot_key(slot))
             )
@@ -87,6 +90,7 @@ def _record_skipped(services: Services, monitor: Monitor, slot: datetime, reason
     key = services.registry.keys.slot(monitor.uid, slot_key(slot))
     if not services.registry.redis.set(key, "skipped", nx=True, ex=SLOT_CLAIM_SECONDS):
         return
+    SLOTS_SKIPPED.inc()
     log.warning("monitor %s: slot %s skipped: %s", monitor.uid, slot.isoformat(), reason)
     skipped = f"{services.registry.keys.prefix}monitor:{monitor.uid}:skipped"
     pipe = services.registry.redis.pipeline()

@@ -1,0 +1,28 @@
+"""Prometheus metrics of a pmrunner process.
+
+Counters and gauges live in the process that does the work (a worker, or
+``pmrunner runner start``); ``start_metrics_server`` serves them on
+``/metrics`` for Prometheus to scrape.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, start_http_server
+
+RUNS_FINISHED = Counter(
+    "pmrunner_runs_finished_total", "Runs reported, by outcome and source", ["status", "source"]
+)
+REQUESTS_EXECUTED = Counter(
+    "pmrunner_requests_total", "Requests executed by this process, by network", ["network"]
+)
+SLOTS_STARTED = Counter("pmrunner_monitor_slots_started_total", "Monitor schedule slots started")
+SLOTS_SKIPPED = Counter("pmrunner_monitor_slots_skipped_total", "Monitor schedule slots skipped")
+SOURCE_HEALTHY = Gauge(
+    "pmrunner_monitor_source_healthy", "1 while the last poll of the monitor source succeeded"
+)
+RUNS_SWEPT = Counter("pmrunner_runs_swept_total", "Runs ended by the sweeper at their deadline")
+
+
+def start_metrics_server(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside
+    """Serve ``/metrics`` on ``address:port`` from a background thread."""
+    start_http_server(port, addr=address)
