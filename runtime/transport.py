@@ -9,10 +9,12 @@ those that urllib3 or ``http.client`` add on their own included.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 from typing import Any, cast
 
 import requests
@@ -31,6 +33,34 @@ _UNRECORDED = frozenset({"proxy-authorization"})
 
 
 def build_ssl_context(tls: TLSOptions, *, verify: bool) -> ssl.SSLContext:
+    """The TLS context for outgoing connections, built once per settings and files.
+
+    Loading the CA bundle takes milliseconds, and a distributed run makes a
+    client per request; contexts are safe to share between threads. A context
+    is rebuilt when one of its files changes on disk.
+    """
+    stamps = tuple(_stamp(path) for path in (tls.extra_ca_certs, tls.client_cert, tls.client_key))
+    return _cached_context(tls, verify, stamps)
+
+
+def _stamp(path: Path | None) -> tuple[float, int] | None:
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # loading reports the missing file
+    return (stat.st_mtime, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_context(
+    tls: TLSOptions, verify: bool, _stamps: tuple[tuple[float, int] | None, ...]
+) -> ssl.SSLContext:
+    return _new_ssl_context(tls, verify=verify)
+
+
+def _new_ssl_context(tls: TLSOptions, *, verify: bool) -> ssl.SSLContext:
     """Build the TLS context for outgoing connections.
 
     Parameters:

@@ -72,6 +72,17 @@ class RunTicket:
         return cls(**json.loads(text))
 
 
+@dataclass
+class StepStart:
+    """What ``begin_step`` read for a step."""
+
+    ticket: RunTicket | None
+    final: bool
+    attempt: int
+    result: JSON | None
+    state: JSON
+
+
 class RunRegistry:
     """In-flight runs in Redis."""
 
@@ -156,6 +167,63 @@ class RunRegistry:
 
     def branches_done(self, run_id: str) -> int:
         return int(self.redis.scard(self.keys.run_done(run_id)))
+
+    def begin_step(
+        self, run_id: str, step_key: str, branch_key: str, worker: str, queue: str, *,
+        with_ticket: bool,
+    ) -> StepStart:
+        """Everything a step needs to start, in one round trip.
+
+        Notes the attempt (2+ is a re-delivery) and where it runs; reads the
+        ticket (when asked), whether the run is final, an earlier result of
+        this step, and the branch's state (or the run's initial state).
+        """
+        progress = self.keys.run_progress(run_id)
+        pipe = self.redis.pipeline(transaction=False)
+        if with_ticket:
+            pipe.get(self.keys.run(run_id))
+        else:
+            pipe.echo("")
+        pipe.exists(self.keys.run_final(run_id))
+        pipe.hincrby(progress, f"{step_key}:attempts", 1)
+        pipe.hset(progress, f"{step_key}:started", json.dumps({"worker": worker, "queue": queue}))
+        pipe.expire(progress, KEEP_AFTER_DEADLINE * 2)
+        pipe.hget(self.keys.run_results(run_id), step_key)
+        pipe.hmget(self.keys.run_states(run_id), [branch_key, "initial"])
+        ticket, final, attempts, _, _, result, (state, initial) = pipe.execute()
+        return StepStart(
+            ticket=RunTicket.from_json(ticket) if ticket else None,
+            final=bool(final),
+            attempt=int(attempts),
+            result=json.loads(result) if result else None,
+            state=json.loads(state or initial or "{}"),
+        )
+
+    def finish_step(
+        self,
+        run_id: str,
+        step_key: str,
+        branch_key: str,
+        result: JSON,
+        state: JSON,
+        handoff: tuple[str, str] | None,
+    ) -> tuple[bool, bool]:
+        """Record a step's result and state and claim its successor, in one round trip.
+
+        Returns (recorded, handed): recorded is False for a duplicate delivery
+        whose twin got there first; handed is True when this call claimed the
+        sending of the next step (``handoff`` = its step key and queue).
+        """
+        results = self.keys.run_results(run_id)
+        progress = self.keys.run_progress(run_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(results, step_key, json.dumps(result))
+        pipe.expire(results, KEEP_AFTER_DEADLINE * 2)
+        pipe.hset(self.keys.run_states(run_id), branch_key, json.dumps(state))
+        if handoff is not None:
+            pipe.hsetnx(progress, f"{handoff[0]}:queue", json.dumps(handoff[1]))
+        replies = pipe.execute()
+        return bool(replies[0]), handoff is not None and bool(replies[3])
 
     def step_result(self, run_id: str, step_key: str) -> JSON | None:
         raw = self.redis.hget(self.keys.run_results(run_id), step_key)

@@ -7,6 +7,7 @@ digest, not in messages); tickets are small and read per step.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis
@@ -89,6 +90,32 @@ class CollectionCache:
 collections = CollectionCache()
 
 
+class ContextCache:
+    """Recent runs' contexts, per process: a ticket does not change once dispatched,
+    so the steps of a run that land on the same worker read and parse it once."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._contexts: OrderedDict[str, RunContext] = OrderedDict()
+
+    def get(self, run_id: str) -> RunContext | None:
+        with self._lock:
+            context = self._contexts.get(run_id)
+            if context is not None:
+                self._contexts.move_to_end(run_id)
+            return context
+
+    def put(self, context: RunContext) -> None:
+        with self._lock:
+            self._contexts[context.ticket.run_id] = context
+            while len(self._contexts) > self.size:
+                self._contexts.popitem(last=False)
+
+
+contexts = ContextCache()
+
+
 @dataclass
 class RunContext:
     """One run's ticket with its parsed collection, options and routing."""
@@ -101,8 +128,10 @@ class RunContext:
     @classmethod
     def load(cls, services: Services, run_id: str) -> RunContext | None:
         ticket = services.registry.ticket(run_id)
-        if ticket is None:
-            return None
+        return None if ticket is None else cls.from_ticket(services, ticket)
+
+    @classmethod
+    def from_ticket(cls, services: Services, ticket: RunTicket) -> RunContext:
         collection = collections.get(services.registry, ticket.collection_digest)
         networks = NetworkMap.from_dict(
             ticket.networks or {}, default=services.settings.default_network

@@ -92,14 +92,19 @@ def known_monitors(services: Services, source: MonitorSource) -> list[Monitor]:
     return [Monitor.from_dict(m) for m in json.loads(raw)] if raw else []
 
 
-def run_options(monitor: Monitor) -> RunOptions:
-    """A monitor's options as run options."""
+def run_options(monitor: Monitor, settings: Settings) -> RunOptions:
+    """A monitor's options as run options.
+
+    Parameters:
+        monitor: the monitor whose options (delay, redirects, timeout, SSL) apply.
+        settings: the runner's settings; ``extra_ca_certs`` is trusted for every monitor.
+    """
     options = monitor.options
     return RunOptions(
         delay_request_ms=options.request_delay_ms,
         follow_redirects=options.follow_redirects,
         timeouts=Timeouts(request=options.request_timeout_ms),
-        tls=TLSOptions(verify=options.strict_ssl),
+        tls=TLSOptions(verify=options.strict_ssl, extra_ca_certs=settings.extra_ca_certs),
     )
 
 
@@ -137,7 +142,7 @@ def start_monitor_run(
         RunRequest(
             collection=collection,
             environment=environment,
-            options=run_options(monitor),
+            options=run_options(monitor, services.settings),
             source=source_name,
             monitor=monitor_meta(monitor, attempt, slot),
             webhooks=list(monitor.webhooks),

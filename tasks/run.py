@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from dataclasses import asdict
 from typing import Any
@@ -24,11 +25,12 @@ from urllib.parse import urlsplit
 from celery import Task, shared_task
 
 from runtime.http_client import HttpClient
+from runtime.options import RunOptions
 from runtime.results import Execution, ScriptError
 from runtime.sandbox.engine import context_for_this_thread
 from runtime.step import RunState, Step
 from scheduler.planner import Branch
-from tasks.context import RunContext, Services
+from tasks.context import RunContext, Services, contexts
 from tasks.finalize import finalize, is_complete, mark_branch_done
 from worker.metrics import REQUESTS_EXECUTED
 
@@ -97,19 +99,20 @@ def _run_step(
     """
     registry = services.registry
     key = step_key(branch_key, number)
-    context = RunContext.load(services, run_id)
-    if context is None or registry.is_final(run_id):
+    worker = task.request.hostname or socket.gethostname()
+    context = contexts.get(run_id)
+    start = registry.begin_step(run_id, key, branch_key, worker, queue, with_ticket=context is None)
+    if context is None and start.ticket is not None:
+        context = RunContext.from_ticket(services, start.ticket)
+        contexts.put(context)
+    if context is None or start.final:
         log.warning("step %s of run %s arrived after the run ended; dropped", key, run_id)
         return None, False
-    worker = task.request.hostname or socket.gethostname()
-    attempt = registry.start_step(run_id, key, worker, queue)
-    done = registry.step_result(run_id, key)
-    if done is not None:
+    if start.result is not None:
         log.warning("step %s of run %s was delivered again after it finished", key, run_id)
-        return _hand_on(context, branch_key, number, done.get("next"), services)
+        return _hand_on(services, context, branch_key, number, start.result.get("next"), start.state)
     branch = _branch(context, branch_key)
-    state_json = registry.state(run_id, branch_key) or registry.state(run_id, "initial") or {}
-    state = RunState(**state_json)
+    state = RunState(**start.state)
     item_id, iteration = _position(context, branch, cursor)
     state.iteration = iteration
     state.data = _data_row(context, iteration)
@@ -120,27 +123,35 @@ def _run_step(
         iteration=iteration,
         worker=worker,
         network=_network_of(queue, services),
-        attempt=attempt,
+        attempt=start.attempt,
     )
     next_cursor = _execute(context, branch, cursor, state, execution)
     REQUESTS_EXECUTED.labels(execution.network or "").inc()
     result = {"executions": [execution.to_dict()], "next": next_cursor}
-    if registry.record_step(run_id, key, result):
-        registry.save_state(run_id, branch_key, asdict(state))
-    return _hand_on(context, branch_key, number, next_cursor, services)
+    successor = _successor(services, context, branch_key, number, next_cursor, state)
+    handoff = None
+    if successor is not None:
+        handoff = (step_key(branch_key, number + 1), str(successor.options["queue"]))
+    _recorded, handed = registry.finish_step(run_id, key, branch_key, result, asdict(state), handoff)
+    if successor is None:
+        return None, True
+    return (successor, False) if handed else (None, False)
 
 
 def _hand_on(
-    context: RunContext, branch_key: str, number: int, cursor: JSON | None, services: Services
+    services: Services,
+    context: RunContext,
+    branch_key: str,
+    number: int,
+    cursor: JSON | None,
+    state_json: JSON,
 ) -> tuple[Any, bool]:
-    """The successor of a finished step, claimed once (duplicates find it claimed)."""
-    if cursor is None:
+    """For a re-delivered finished step: send its successor unless that was done."""
+    successor = _successor(services, context, branch_key, number, cursor, RunState(**state_json))
+    if successor is None:
         return None, True
-    successor = _successor(context, branch_key, number, cursor, services)
     next_key = step_key(branch_key, number + 1)
-    if not services.registry.claim_handoff(
-        context.ticket.run_id, next_key, successor.options["queue"]
-    ):
+    if not services.registry.claim_handoff(context.ticket.run_id, next_key, successor.options["queue"]):
         return None, False
     return successor, False
 
@@ -152,26 +163,44 @@ def _execute(
     item = context.item(execution.item_id)
     execution.item_name = item.name
     execution.path = item.path
-    client = HttpClient(context.options)
-    try:
-        client.import_cookies(state.cookies)
-        step = Step(
-            context.collection,
-            context.options,
-            client,
-            context_for_this_thread(context.options.script_limits),
-        )
-        position = int(cursor.get("index", 0))
-        result = step.run_item(item, state, execution, position=position)
-        state.cookies = client.export_cookies()
-    finally:
-        client.close()
+    client = client_for_this_thread(context.options)
+    client.jar.clear()  # the jar is the run's, and it travels in the state
+    client.import_cookies(state.cookies)
+    step = Step(
+        context.collection,
+        context.options,
+        client,
+        context_for_this_thread(context.options.script_limits),
+    )
+    position = int(cursor.get("index", 0))
+    result = step.run_item(item, state, execution, position=position)
+    state.cookies = client.export_cookies()
+    client.jar.clear()
     if branch.dynamic:
         return _dynamic_next(context, cursor, result.has_next_request, result.next_request)
     if context.options.bail and execution.failed:
         return None
     following = int(cursor["index"]) + 1
     return {"index": following} if following < len(branch.steps) else None
+
+
+_local = threading.local()
+
+
+def client_for_this_thread(options: RunOptions) -> HttpClient:
+    """An HTTP client per worker thread and run options.
+
+    Reusing it keeps connections (and TLS sessions) open from one step to the
+    next; the cookie jar is emptied around every step, since cookies belong to
+    the run and travel in its state.
+    """
+    clients: dict[RunOptions, HttpClient] = _local.__dict__.setdefault("clients", {})
+    client = clients.get(options)
+    if client is None:
+        if len(clients) >= 8:
+            clients.pop(next(iter(clients))).close()
+        client = clients[options] = HttpClient(options)
+    return client
 
 
 def _dynamic_next(
@@ -201,15 +230,22 @@ def _find(items: list[Any], target: str) -> int | None:
 
 
 def _successor(
-    context: RunContext, branch_key: str, number: int, cursor: JSON, services: Services
+    services: Services,
+    context: RunContext,
+    branch_key: str,
+    number: int,
+    cursor: JSON | None,
+    state: RunState,
 ) -> Any:
+    """The next step's signature, routed with the state the step left; None at the end."""
+    if cursor is None:
+        return None
     branch = _branch(context, branch_key)
     item_id, iteration = _position(context, branch, cursor)
-    registry = services.registry
-    state = RunState(**(registry.state(context.ticket.run_id, branch_key) or {}))
-    state.iteration, state.data = iteration, _data_row(context, iteration)
+    routing_state = RunState(**{**asdict(state), "iteration": iteration})
+    routing_state.data = _data_row(context, iteration)
     item = context.item(item_id)
-    queue = route_for(context, item, state, services)
+    queue = route_for(context, item, routing_state, services)
     run_id = context.ticket.run_id
     return services.app.signature(
         EXECUTE_REQUEST,

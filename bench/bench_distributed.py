@@ -1,0 +1,213 @@
+"""Distributed runs, measured side by side in one run.
+
+    python bench/bench_distributed.py [--newman PATH] [--repeat 3]
+
+Part 1 - parallelism: 100 independent requests against a loopback server
+that answers after 50 ms, run three ways: ``pmrunner run --distributed``
+(one worker process, threads pool, concurrency 32), ``pmrunner run``
+(local, sequential) and newman. Prints median wall times and the ratio to
+newman (target: distributed at least 10x faster). Wall time is the whole
+command, process start included; the run's own duration (dispatch to
+report) is printed too.
+
+Part 2 - hand-off cost: a 20-step dependent sequence (each step sets a
+variable the next one reads) runs distributed and locally against a server
+that answers at once. The overhead per hop is the distributed run's time
+between the starts of consecutive steps minus the local run's; target:
+median under 5 ms.
+
+Needs a Redis (``PMRUNNER_REDIS_URL``, default the local one, database 11);
+starts its own worker and echo server and cleans up after itself. Traffic
+stays on loopback; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import find_newman, pmrunner_command  # noqa: E402
+from tests.echo_server import serve  # noqa: E402
+
+REDIS_URL = os.environ.get("PMRUNNER_REDIS_URL", "redis://127.0.0.1:6379/11")
+PARALLEL_REQUESTS = 100
+SEQUENCE_STEPS = 20
+TIMEOUT = 300
+
+
+def parallel_collection() -> dict[str, Any]:
+    return {
+        "info": {"_postman_id": "bench-parallel", "name": "bench parallel"},
+        "item": [
+            {"name": f"r{n}", "request": {"method": "GET", "url": "{{baseUrl}}/delay/50?n=" + str(n)}}
+            for n in range(PARALLEL_REQUESTS)
+        ],
+    }
+
+
+def sequence_collection() -> dict[str, Any]:
+    items = []
+    for n in range(SEQUENCE_STEPS):
+        items.append({
+            "name": f"s{n}",
+            "request": {"method": "GET", "url": "{{baseUrl}}/get?step=" + str(n) + "&prev={{v}}"},
+            "event": [{"listen": "test", "script": {"exec": [f'pm.environment.set("v", "{n}");']}}],
+        })
+    return {"info": {"_postman_id": "bench-sequence", "name": "bench sequence"}, "item": items}
+
+
+def environment() -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        "PMRUNNER_REDIS_URL": REDIS_URL,
+        "PMRUNNER_KEY_PREFIX": f"pmrbench:{tag}:",
+        "PMRUNNER_DEFAULT_NETWORK": f"bench{tag}",
+    }
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q",
+         "net." + env["PMRUNNER_DEFAULT_NETWORK"], "-P", "threads", "-c", "32",
+         "--without-gossip", "--without-mingle", "-l", "WARNING"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(3)  # connect and start consuming
+    return worker
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=TIMEOUT, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed ({result.returncode}): {result.stderr.decode()[-800:]}")
+    return elapsed
+
+
+def report_of(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def run_duration(report: dict[str, Any]) -> float:
+    timings = report["run"]["timings"]
+    return (timings["completed"] - timings["started"]) / 1000
+
+
+def hop_times(executions: list[Any]) -> list[float]:
+    """Milliseconds between the starts of consecutive executions."""
+    starts = [execution.started_at.timestamp() for execution in executions]
+    return [(b - a) * 1000 for a, b in zip(starts, starts[1:], strict=False)]
+
+
+def part_parallel(newman: str | None, repeat: int, scratch: Path) -> None:
+    collection = scratch / "parallel.json"
+    collection.write_text(json.dumps(parallel_collection()))
+    env = environment()
+    worker = start_worker(env)
+    try:
+        with serve() as base:
+            common = [str(collection), "--env-var", f"baseUrl={base}"]
+            figures: dict[str, list[float]] = {"distributed": [], "local": [], "newman": []}
+            durations: list[float] = []
+            for n in range(repeat):
+                report = scratch / f"d{n}.json"
+                figures["distributed"].append(timed(
+                    [*pmrunner_command(), "run", *common, "--distributed", "-r", "json",
+                     "--reporter-json-export", str(report)], env))
+                durations.append(run_duration(report_of(report)))
+                figures["local"].append(timed([*pmrunner_command(), "run", *common, "-r", "json",
+                                               "--reporter-json-export", str(scratch / "l.json")], env))
+                if newman:
+                    figures["newman"].append(timed([newman, "run", *common, "-r", "json",
+                                                    "--reporter-json-export", str(scratch / "n.json")], env))
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+    print(f"\n{PARALLEL_REQUESTS} independent requests, server answers after 50 ms "
+          f"(median of {repeat}, whole command):")
+    medians = {name: statistics.median(values) for name, values in figures.items() if values}
+    for name, value in medians.items():
+        print(f"  {name:12} {value:7.2f} s")
+    print(f"  distributed run itself (dispatch to report): {statistics.median(durations):.2f} s")
+    if "newman" in medians:
+        speedup = medians["newman"] / medians["distributed"]
+        verdict = "meets" if speedup >= 10 else "misses"
+        print(f"  distributed is {speedup:.1f}x faster than newman ({verdict} the 10x target); "
+              f"{medians['local'] / medians['distributed']:.1f}x faster than local")
+
+
+def part_sequence(repeat: int) -> None:
+    from runtime.loading import VariableFile, load_collection
+    from runtime.results import Run
+    from runtime.runner import run_collection
+    from tasks.context import Services
+    from tasks.dispatch import RunRequest, start_run
+    from tasks.finalize import wait_for_report
+    from worker.app import create_app
+    from worker.settings import Settings
+
+    env = environment()
+    settings = Settings(
+        redis_url=env["PMRUNNER_REDIS_URL"],
+        key_prefix=env["PMRUNNER_KEY_PREFIX"],
+        default_network=env["PMRUNNER_DEFAULT_NETWORK"],
+    )
+    app = create_app(settings)
+    worker = start_worker(env)
+    hops_distributed: list[float] = []
+    hops_local: list[float] = []
+    try:
+        with serve() as base:
+            variables = VariableFile("bench", None, [{"key": "baseUrl", "value": base}])
+            for _ in range(repeat):
+                run_id = start_run(app, RunRequest(sequence_collection(), variables))
+                report = wait_for_report(Services.of(app), run_id, TIMEOUT)
+                if report is None:
+                    raise SystemExit("the distributed sequence did not report")
+                hops_distributed += hop_times(Run.from_dict(report["run"]).executions)
+                local = run_collection(load_collection(sequence_collection()), environment=variables)
+                hops_local += hop_times(local.executions)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(30)
+    distributed, local_median = statistics.median(hops_distributed), statistics.median(hops_local)
+    overhead = distributed - local_median
+    verdict = "meets" if overhead < 5 else "misses"
+    print(f"\n{SEQUENCE_STEPS}-step dependent sequence, time between step starts "
+          f"(median of {len(hops_distributed)} hops):")
+    print(f"  distributed {distributed:6.2f} ms   local {local_median:6.2f} ms   "
+          f"overhead per hop {overhead:5.2f} ms ({verdict} the 5 ms target)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--newman", default=None)
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+    newman = find_newman(options.newman)
+    if newman is None:
+        print("newman not found: its column is left out")
+    with tempfile.TemporaryDirectory() as scratch:
+        part_parallel(newman, max(options.repeat, 1), Path(scratch))
+        part_sequence(max(options.repeat, 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
