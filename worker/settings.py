@@ -54,6 +54,7 @@ class Settings:
         runner_id: this runner's name in logs and metrics.
         backfill_slots: after downtime, run at most this many missed slots (0: none).
         metrics_port: serve Prometheus metrics on this port (0: off).
+        extra_ca_certs: extra trusted CA certificates (PEM) for monitor runs.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -81,6 +82,7 @@ class Settings:
     runner_id: str | None = None
     backfill_slots: int = 0
     metrics_port: int = 0
+    extra_ca_certs: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

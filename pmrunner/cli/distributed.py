@@ -1,0 +1,223 @@
+"""``pmrunner run --distributed``: the run goes through the broker to the workers.
+
+Inputs are loaded and checked here, as for a local run. The run is then
+planned and sent with ``tasks.dispatch.start_run``, and this process waits for
+its report. The finished run is replayed into the same reporters a local run
+feeds as it goes, so the output, the exports and the exit code are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, TextIO
+
+from pmrunner.cli.exports import write_exports
+from pmrunner.cli.inputs import RunInputs, load_inputs
+from pmrunner.cli.options import RunSettings
+from pmrunner.cli.output import reporters_for
+from pmrunner.errors import PmrunnerError
+from runtime.events import Listeners, RunListener
+from runtime.options import RunOptions
+from runtime.results import JSON, Run
+
+if TYPE_CHECKING:
+    from runtime.loading import VariableFile
+    from tasks.context import Services
+    from tasks.dispatch import RunRequest
+    from worker.settings import Settings
+
+# start_run gives a run with --timeout this much longer before the sweeper
+# reports it; waiting as long means a run that hangs still gets its report.
+SWEEP_MARGIN_SECONDS = 30.0
+REDIS_CHECK_SECONDS = 5.0
+
+
+def execute_distributed(settings: RunSettings, stream: TextIO) -> Run:
+    """Load the inputs, run the collection on the workers, report it, write exports.
+
+    Parameters:
+        settings: the run command's settings; ``wait_seconds`` bounds the wait.
+        stream: where the cli reporter prints.
+
+    Raises ``PmrunnerError`` when Redis cannot be reached or no report came in time.
+    """
+    inputs = load_inputs(settings)
+    listener = Listeners(reporters_for(settings, inputs, stream))
+    run = replay(run_on_workers(settings, inputs), listener)
+    write_exports(settings, inputs, with_input_secrets(run, inputs))
+    return run
+
+
+def run_on_workers(settings: RunSettings, inputs: RunInputs) -> Run:
+    """Send the run through the broker and wait for the run its report holds."""
+    from tasks.dispatch import RunRequest
+
+    worker_settings = broker_settings()
+    request = RunRequest(
+        collection=inputs.collection.raw,
+        environment=inputs.environment,
+        globals=inputs.globals,
+        iteration_data=list(inputs.iteration_data or []),
+        options=settings.options,
+        source="collection_runner",
+    )
+    wait = settings.wait_seconds or default_wait(settings.options, worker_settings)
+    report = dispatch_and_wait(worker_settings, request, wait)
+    return Run.from_dict(report["run"])
+
+
+def broker_settings() -> Settings:
+    """The workers' settings (``PMRUNNER_*``), once Redis answered a ping."""
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    check_redis(settings.redis_url)
+    return settings
+
+
+def shown_url(url: str) -> str:
+    """A Redis URL fit for messages: its password hidden."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))
+
+
+def check_redis(url: str) -> None:
+    """Ping Redis with a short timeout, so an unreachable broker fails fast and clearly."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_CHECK_SECONDS, socket_timeout=REDIS_CHECK_SECONDS
+        )
+    except ValueError as error:
+        raise PmrunnerError(f"PMRUNNER_REDIS_URL {shown_url(url)!r}: {error}") from None
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise PmrunnerError(unreachable(url, error)) from None
+    finally:
+        client.close()
+
+
+def unreachable(url: str, error: Exception) -> str:
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return (
+        f"cannot reach Redis at {shown_url(url)} ({reason}); set PMRUNNER_REDIS_URL"
+        " to the broker the workers use"
+    )
+
+
+def default_wait(options: RunOptions, settings: Settings) -> float:
+    """Seconds to wait for a report: the run's timeout, else the run deadline, plus a margin."""
+    if options.timeouts.run:
+        return options.timeouts.run / 1000 + SWEEP_MARGIN_SECONDS
+    return settings.run_deadline + SWEEP_MARGIN_SECONDS
+
+
+def dispatch_and_wait(settings: Settings, request: RunRequest, wait: float) -> JSON:
+    """Start the run and wait up to ``wait`` seconds for its report.
+
+    Raises ``PmrunnerError`` naming the run and the queues to consume when no
+    report comes, and naming Redis when it stops answering.
+    """
+    import redis
+    from kombu.exceptions import OperationalError
+
+    from tasks.context import Services
+    from tasks.dispatch import start_run
+    from tasks.finalize import wait_for_report
+    from worker.app import create_app
+
+    app = create_app(settings)
+    try:
+        run_id = start_run(app, request)
+        services = Services.of(app)
+        report = wait_for_report(services, run_id, wait)
+        if report is None:
+            raise PmrunnerError(no_report(run_id, wait, awaited_queues(services, run_id)))
+    except (redis.RedisError, OperationalError) as error:
+        raise PmrunnerError(unreachable(settings.redis_url, error)) from None
+    return report
+
+
+def awaited_queues(services: Services, run_id: str) -> list[str]:
+    """The queues a run's first steps and its finalizer were sent to."""
+    settings = services.settings
+    queues = [settings.queue_for(settings.default_network)]
+    ticket = services.registry.ticket(run_id)
+    for queue in (ticket.queues if ticket else {}).values():
+        if queue not in queues:
+            queues.append(queue)
+    return queues
+
+
+def no_report(run_id: str, wait: float, queues: list[str]) -> str:
+    names = ",".join(queues)
+    return (
+        f"run {run_id} has no report after {wait:g} s; is a worker consuming {names}?"
+        f" (for example: celery -A worker worker -Q {names})"
+    )
+
+
+def replay(finished: Run, listener: RunListener) -> Run:
+    """Feed a finished run to ``listener`` in the order a local run would have.
+
+    A fresh ``Run`` grows execution by execution, as the runner's does, so
+    reporters see the same calls with the same state. Returns that run.
+    """
+    run = Run(
+        collection_id=finished.collection_id,
+        collection_name=finished.collection_name,
+        iterations=finished.iterations,
+        started_at=finished.started_at,
+        environment_name=finished.environment_name,
+    )
+    listener.run_started(run)
+    announced = -1
+    for execution in finished.executions:
+        announced = announce_iterations(run, listener, announced, execution.iteration)
+        listener.execution_started(run, execution)
+        run.executions.append(execution)
+        listener.execution_finished(run, execution)
+    if not finished.bailed and not finished.run_errors:
+        announce_iterations(run, listener, announced, finished.iterations - 1)
+    run.finished_at = finished.finished_at
+    run.environment = finished.environment
+    run.globals = finished.globals
+    run.run_errors = finished.run_errors
+    run.bailed = finished.bailed
+    listener.run_finished(run)
+    return run
+
+
+def announce_iterations(run: Run, listener: RunListener, announced: int, upto: int) -> int:
+    """``iteration_started`` for each iteration after ``announced`` up to ``upto``."""
+    for iteration in range(announced + 1, upto + 1):
+        listener.iteration_started(run, iteration)
+    return max(announced, upto)
+
+
+def with_input_secrets(run: Run, inputs: RunInputs) -> Run:
+    """The run with the masked values of secret variables taken from the inputs.
+
+    Stored reports mask secrets, but an export is the next run's input and
+    must hold the real value; a secret the run changed keeps its input value.
+    """
+    return replace(
+        run,
+        environment=unmasked(run.environment, inputs.environment),
+        globals=unmasked(run.globals, inputs.globals),
+    )
+
+
+def unmasked(values: list[JSON], source: VariableFile | None) -> list[JSON]:
+    from tasks.finalize import MASK
+
+    originals = {v.get("key"): v.get("value") for v in (source.values if source else [])}
+    return [
+        {**v, "value": originals[v.get("key")]}
+        if v.get("value") == MASK and v.get("type") == "secret" and v.get("key") in originals
+        else v
+        for v in values
+    ]

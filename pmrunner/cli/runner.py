@@ -1,0 +1,217 @@
+"""``pmrunner runner start``: Postman CLI's runner command, on pmrunner's workers.
+
+One process runs a Celery worker (threads pool) with the scheduler embedded:
+it polls the monitor source (Postman, or a local ``monitors.yaml``), starts
+each due run and executes the requests of the queues it consumes. More
+workers on other hosts (``celery -A worker worker -Q net.<name>``) take the
+queues of their networks.
+
+Settings come from ``PMRUNNER_*`` variables; the options override them. The
+Postman API key is never printed: settings hide it from their repr, and
+error messages name options, not values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pmrunner.cli.options import existing_file
+from pmrunner.cli.output import CommandError
+from pmrunner.errors import ConfigurationError, PmrunnerError
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+DEFAULT_METRICS_PORT = 9100
+DEFAULT_CONCURRENCY = 32
+CHILD_STOP_SECONDS = 10.0
+SELECTION_HINT = (
+    "(options: --monitor, --workspace, --marker, or --id to select monitors named [ID])"
+)
+
+
+def configured_settings(params: dict[str, Any]) -> Settings:
+    """``Settings.from_env()`` with the options given on the command line over it.
+
+    Options left out keep the environment's value; ``--metrics`` sets the
+    metrics port, which is what turns the metrics server on.
+    """
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    overrides: dict[str, Any] = {
+        "postman_api_key": params["key"] or None,
+        "runner_id": params["runner_id"] or None,
+        "proxy": params["proxy"] or None,
+        "postman_workspace": params["workspace"] or None,
+        "postman_marker": params["marker"] or None,
+        "monitors_file": existing_file("--monitors-file", params["monitors_file"]),
+        "extra_ca_certs": existing_file("--ssl-extra-ca-certs", params["ssl_extra_ca_certs"]),
+        "postman_monitors": tuple(params["monitors"]) or None,
+        "metrics_port": params["metrics_port"] if params["metrics"] else None,
+    }
+    given = {name: value for name, value in overrides.items() if value is not None}
+    return dataclasses.replace(settings, **given)
+
+
+def check_source(settings: Settings) -> None:
+    """Build the monitor source once, so a bad configuration stops the start.
+
+    Raises ``ConfigurationError`` saying what is missing or wrong.
+    """
+    from tasks.monitors import build_source
+
+    try:
+        source = build_source(settings)
+    except ConfigurationError as error:
+        if settings.postman_api_key and settings.monitors_file is None:
+            raise ConfigurationError(f"{error} {SELECTION_HINT}") from None
+        raise
+    if source is None:
+        raise ConfigurationError(
+            "no monitors to run: give --key (a Postman API key, or PMRUNNER_POSTMAN_API_KEY)"
+            " or --monitors-file (a monitors.yaml)"
+        )
+
+
+def consumed_queues(settings: Settings, extra: str | None) -> list[str]:
+    """The default network's queue, then the ``--queues`` ones (``net.a`` or just ``a``)."""
+    queues = [settings.queue_for(settings.default_network)]
+    for name in (part.strip() for part in (extra or "").split(",")):
+        queue = name if name.startswith("net.") else settings.queue_for(name)
+        if name and queue not in queues:
+            queues.append(queue)
+    return queues
+
+
+def start_metrics(port: int) -> None:
+    """Serve ``/metrics`` on ``port``; a port that is taken is a clear error."""
+    from worker.metrics import start_metrics_server
+
+    try:
+        start_metrics_server(port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigurationError(f"--metrics-port {port}: cannot listen: {reason}") from None
+
+
+def beat_schedule_file(settings: Settings) -> Path:
+    """Where the embedded scheduler keeps its last-run times (in the data folder)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        folder = str(settings.data_dir)
+        raise ConfigurationError(f"PMRUNNER_DATA_DIR {folder!r}: {reason}") from None
+    return settings.data_dir / f"beat-schedule-{settings.runner_id or 'pmrunner'}"
+
+
+def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
+    """Run the worker with its embedded scheduler until it is stopped; its exit code."""
+    from worker.app import create_app
+
+    app = create_app(settings)
+    worker = app.Worker(
+        beat=True,
+        pool="threads",
+        concurrency=concurrency,
+        queues=queues,
+        hostname=f"{settings.runner_id or 'pmrunner'}@%h",
+        loglevel="INFO",
+        schedule_filename=str(beat_schedule_file(settings)),
+    )
+    worker.start()
+    join_scheduler(worker, CHILD_STOP_SECONDS)
+    return int(worker.exitcode or 0)
+
+
+def join_scheduler(worker: Any, timeout: float) -> None:
+    """Wait for the embedded scheduler's process to finish stopping.
+
+    The worker asks that process to stop but does not wait for it; waiting
+    here lets it close its schedule file and leaves no orphan behind.
+    """
+    beat = getattr(worker, "beat", None)
+    join = getattr(beat, "join", None)
+    if callable(join):
+        join(timeout)
+
+
+@click.group("runner")
+def runner_group() -> None:
+    """Run monitors in this process: a worker with its scheduler."""
+
+
+@runner_group.command("start")
+@click.option(
+    "--id",
+    "runner_id",
+    metavar="ID",
+    help="This runner's id: names the worker (ID@host) and, with --key and no other"
+    " selection, selects the monitors whose name contains [ID].",
+)
+@click.option(
+    "--key",
+    metavar="KEY",
+    help="Postman API key used to read monitors, collections and environments"
+    " (default: PMRUNNER_POSTMAN_API_KEY). Never printed.",
+)
+@click.option("--proxy", metavar="URL", help="Proxy for calls to the Postman API.")
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on /metrics.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_METRICS_PORT,
+    show_default=True,
+    metavar="N",
+    help="Port of the metrics server (with --metrics).",
+)
+@click.option(
+    "--ssl-extra-ca-certs",
+    metavar="PATH",
+    help="Extra trusted CA certificates (PEM) for the monitors' requests.",
+)
+@click.option(
+    "--monitor",
+    "monitors",
+    multiple=True,
+    metavar="UID",
+    help="Run this Postman monitor (repeatable).",
+)
+@click.option("--workspace", metavar="ID", help="Run the monitors of this Postman workspace.")
+@click.option("--marker", metavar="TEXT", help="Run the monitors whose name contains TEXT.")
+@click.option(
+    "--monitors-file",
+    metavar="PATH",
+    help="Run the monitors of this monitors.yaml instead of Postman's (no --key needed).",
+)
+@click.option(
+    "--queues",
+    metavar="NET,...",
+    help="Network queues this process consumes besides the default network's, comma"
+    " separated (net.a,net.b).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    metavar="N",
+    help="Requests this process runs at the same time.",
+)
+def start_command(**params: Any) -> None:
+    """Start a runner: poll the monitors, run them when due, execute their requests."""
+    try:
+        settings = configured_settings(params)
+        check_source(settings)
+        queues = consumed_queues(settings, params["queues"])
+        if settings.metrics_port > 0:
+            start_metrics(settings.metrics_port)
+        exit_code = run_worker(settings, queues, params["concurrency"])
+    except PmrunnerError as error:
+        raise CommandError(str(error)) from None
+    raise click.exceptions.Exit(exit_code)
