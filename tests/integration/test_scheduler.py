@@ -100,12 +100,21 @@ def test_two_beats_start_every_slot_exactly_once(
             beat.wait(20)
     time.sleep(2)
     runs = runs_of(services, "coll-beats")
-    slots = [run["monitor"]["slot"] for run in runs]
-    assert len(runs) >= 20
-    assert len(slots) == len(set(slots)), "a slot ran twice"
-    seconds = sorted(datetime.strptime(s, "%Y%m%dT%H%M%SZ") for s in slots)
-    gaps = [(b - a).total_seconds() for a, b in zip(seconds, seconds[1:], strict=False)]
-    assert all(gap == 1 for gap in gaps), f"slots were missed: {gaps}"
+    ran = [run["monitor"]["slot"] for run in runs]
+    assert len(ran) >= 20, f"only {len(ran)} runs"
+    assert len(ran) == len(set(ran)), "a slot ran twice"
+    skipped_key = f"{settings.key_prefix}monitor:beats:skipped"
+    skipped = [
+        datetime.fromisoformat(json.loads(raw)["slot"]).strftime("%Y%m%dT%H%M%SZ")
+        for raw in services.registry.redis.lrange(skipped_key, 0, -1)
+    ]
+    assert not set(ran) & set(skipped), "a slot both ran and was skipped"
+    # Every slot in the window either ran once or was recorded as skipped
+    # (a busy machine may check too late for a slot; it is not run late).
+    seconds = sorted(datetime.strptime(s, "%Y%m%dT%H%M%SZ") for s in ran + skipped)
+    gaps = {(b - a).total_seconds() for a, b in zip(seconds, seconds[1:], strict=False)}
+    assert gaps == {1.0}, f"slots missing from both runs and skips: gaps {sorted(gaps)}"
+    assert len(skipped) <= len(ran) // 4, f"{len(skipped)} of {len(ran) + len(skipped)} skipped"
 
 
 def _beat(settings: Settings, schedule: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
