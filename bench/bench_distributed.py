@@ -24,6 +24,7 @@ stays on loopback; every loop is bounded.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -52,7 +53,10 @@ def parallel_collection() -> dict[str, Any]:
     return {
         "info": {"_postman_id": "bench-parallel", "name": "bench parallel"},
         "item": [
-            {"name": f"r{n}", "request": {"method": "GET", "url": "{{baseUrl}}/delay/50?n=" + str(n)}}
+            {
+                "name": f"r{n}",
+                "request": {"method": "GET", "url": "{{baseUrl}}/delay/50?n=" + str(n)},
+            }
             for n in range(PARALLEL_REQUESTS)
         ],
     }
@@ -61,11 +65,18 @@ def parallel_collection() -> dict[str, Any]:
 def sequence_collection() -> dict[str, Any]:
     items = []
     for n in range(SEQUENCE_STEPS):
-        items.append({
-            "name": f"s{n}",
-            "request": {"method": "GET", "url": "{{baseUrl}}/get?step=" + str(n) + "&prev={{v}}"},
-            "event": [{"listen": "test", "script": {"exec": [f'pm.environment.set("v", "{n}");']}}],
-        })
+        items.append(
+            {
+                "name": f"s{n}",
+                "request": {
+                    "method": "GET",
+                    "url": "{{baseUrl}}/get?step=" + str(n) + "&prev={{v}}",
+                },
+                "event": [
+                    {"listen": "test", "script": {"exec": [f'pm.environment.set("v", "{n}");']}}
+                ],
+            }
+        )
     return {"info": {"_postman_id": "bench-sequence", "name": "bench sequence"}, "item": items}
 
 
@@ -81,10 +92,28 @@ def environment() -> dict[str, str]:
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q",
-         "net." + env["PMRUNNER_DEFAULT_NETWORK"], "-P", "threads", "-c", "32",
-         "--without-gossip", "--without-mingle", "-l", "WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "-Q",
+            "net." + env["PMRUNNER_DEFAULT_NETWORK"],
+            "-P",
+            "threads",
+            "-c",
+            "32",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     time.sleep(3)  # connect and start consuming
@@ -93,7 +122,9 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=TIMEOUT, check=False)
+    result = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, timeout=TIMEOUT, check=False
+    )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({result.returncode}): {result.stderr.decode()[-800:]}")
@@ -112,7 +143,7 @@ def run_duration(report: dict[str, Any]) -> float:
 def hop_times(executions: list[Any]) -> list[float]:
     """Milliseconds between the starts of consecutive executions."""
     starts = [execution.started_at.timestamp() for execution in executions]
-    return [(b - a) * 1000 for a, b in zip(starts, starts[1:], strict=False)]
+    return [(b - a) * 1000 for a, b in itertools.pairwise(starts)]
 
 
 def part_parallel(newman: str | None, repeat: int, scratch: Path) -> None:
@@ -127,20 +158,58 @@ def part_parallel(newman: str | None, repeat: int, scratch: Path) -> None:
             durations: list[float] = []
             for n in range(repeat):
                 report = scratch / f"d{n}.json"
-                figures["distributed"].append(timed(
-                    [*pmrunner_command(), "run", *common, "--distributed", "-r", "json",
-                     "--reporter-json-export", str(report)], env))
+                figures["distributed"].append(
+                    timed(
+                        [
+                            *pmrunner_command(),
+                            "run",
+                            *common,
+                            "--distributed",
+                            "-r",
+                            "json",
+                            "--reporter-json-export",
+                            str(report),
+                        ],
+                        env,
+                    )
+                )
                 durations.append(run_duration(report_of(report)))
-                figures["local"].append(timed([*pmrunner_command(), "run", *common, "-r", "json",
-                                               "--reporter-json-export", str(scratch / "l.json")], env))
+                figures["local"].append(
+                    timed(
+                        [
+                            *pmrunner_command(),
+                            "run",
+                            *common,
+                            "-r",
+                            "json",
+                            "--reporter-json-export",
+                            str(scratch / "l.json"),
+                        ],
+                        env,
+                    )
+                )
                 if newman:
-                    figures["newman"].append(timed([newman, "run", *common, "-r", "json",
-                                                    "--reporter-json-export", str(scratch / "n.json")], env))
+                    figures["newman"].append(
+                        timed(
+                            [
+                                newman,
+                                "run",
+                                *common,
+                                "-r",
+                                "json",
+                                "--reporter-json-export",
+                                str(scratch / "n.json"),
+                            ],
+                            env,
+                        )
+                    )
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
-    print(f"\n{PARALLEL_REQUESTS} independent requests, server answers after 50 ms "
-          f"(median of {repeat}, whole command):")
+    print(
+        f"\n{PARALLEL_REQUESTS} independent requests, server answers after 50 ms "
+        f"(median of {repeat}, whole command):"
+    )
     medians = {name: statistics.median(values) for name, values in figures.items() if values}
     for name, value in medians.items():
         print(f"  {name:12} {value:7.2f} s")
@@ -148,8 +217,10 @@ def part_parallel(newman: str | None, repeat: int, scratch: Path) -> None:
     if "newman" in medians:
         speedup = medians["newman"] / medians["distributed"]
         verdict = "meets" if speedup >= 10 else "misses"
-        print(f"  distributed is {speedup:.1f}x faster than newman ({verdict} the 10x target); "
-              f"{medians['local'] / medians['distributed']:.1f}x faster than local")
+        print(
+            f"  distributed is {speedup:.1f}x faster than newman ({verdict} the 10x target); "
+            f"{medians['local'] / medians['distributed']:.1f}x faster than local"
+        )
 
 
 def part_sequence(repeat: int) -> None:
@@ -181,7 +252,9 @@ def part_sequence(repeat: int) -> None:
                 if report is None:
                     raise SystemExit("the distributed sequence did not report")
                 hops_distributed += hop_times(Run.from_dict(report["run"]).executions)
-                local = run_collection(load_collection(sequence_collection()), environment=variables)
+                local = run_collection(
+                    load_collection(sequence_collection()), environment=variables
+                )
                 hops_local += hop_times(local.executions)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
@@ -189,10 +262,14 @@ def part_sequence(repeat: int) -> None:
     distributed, local_median = statistics.median(hops_distributed), statistics.median(hops_local)
     overhead = distributed - local_median
     verdict = "meets" if overhead < 5 else "misses"
-    print(f"\n{SEQUENCE_STEPS}-step dependent sequence, time between step starts "
-          f"(median of {len(hops_distributed)} hops):")
-    print(f"  distributed {distributed:6.2f} ms   local {local_median:6.2f} ms   "
-          f"overhead per hop {overhead:5.2f} ms ({verdict} the 5 ms target)")
+    print(
+        f"\n{SEQUENCE_STEPS}-step dependent sequence, time between step starts "
+        f"(median of {len(hops_distributed)} hops):"
+    )
+    print(
+        f"  distributed {distributed:6.2f} ms   local {local_median:6.2f} ms   "
+        f"overhead per hop {overhead:5.2f} ms ({verdict} the 5 ms target)"
+    )
 
 
 def main() -> int:

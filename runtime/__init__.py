@@ -1,1 +1,4 @@
-"""Executes Postman collections: model, variables, auth, HTTP, scripts, reports. No Celery inside."""
+"""Executes Postman collections: model, variables, auth, HTTP, scripts, reports.
+
+No Celery inside.
+"""

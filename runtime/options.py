@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class RunOptions:
     max_body_bytes: int = 64 * 1024
 
 
-def options_to_dict(options: RunOptions) -> dict[str, object]:
+def options_to_dict(options: RunOptions) -> dict[str, Any]:
     """JSON-safe form of run options (paths as strings), for task messages and tickets."""
     return {
         "iterations": options.iterations,
@@ -101,16 +102,16 @@ def options_to_dict(options: RunOptions) -> dict[str, object]:
     }
 
 
-def options_from_dict(data: dict[str, object]) -> RunOptions:
+def options_from_dict(data: dict[str, Any]) -> RunOptions:
     """The inverse of ``options_to_dict``."""
-    tls = dict(data.get("tls") or {})  # type: ignore[call-overload]
+    tls = dict(data.get("tls") or {})
     return RunOptions(
-        iterations=data.get("iterations"),  # type: ignore[arg-type]
-        folders=tuple(data.get("folders") or ()),  # type: ignore[call-overload]
-        delay_request_ms=int(data.get("delay_request_ms") or 0),  # type: ignore[call-overload]
+        iterations=data.get("iterations"),
+        folders=tuple(data.get("folders") or ()),
+        delay_request_ms=int(data.get("delay_request_ms") or 0),
         bail=bool(data.get("bail")),
         follow_redirects=bool(data.get("follow_redirects", True)),
-        timeouts=Timeouts(**dict(data.get("timeouts") or {})),  # type: ignore[call-overload]
+        timeouts=Timeouts(**dict(data.get("timeouts") or {})),
         tls=TLSOptions(
             verify=bool(tls.get("verify", True)),
             extra_ca_certs=_path(tls.get("extra_ca_certs")),
@@ -118,9 +119,9 @@ def options_from_dict(data: dict[str, object]) -> RunOptions:
             client_key=_path(tls.get("client_key")),
             client_passphrase=tls.get("client_passphrase"),
         ),
-        script_limits=ScriptLimits(**dict(data.get("script_limits") or {})),  # type: ignore[call-overload]
+        script_limits=ScriptLimits(**dict(data.get("script_limits") or {})),
         working_dir=Path(str(data.get("working_dir") or Path.cwd())),
-        max_body_bytes=int(data.get("max_body_bytes") or 64 * 1024),  # type: ignore[call-overload]
+        max_body_bytes=int(data.get("max_body_bytes") or 64 * 1024),
     )
 
 

@@ -30,12 +30,22 @@ class _Cursor:
 
     def jump(self, target: str) -> bool:
         """Move to the item with that id, else that name; False when there is none."""
-        for matches in (lambda i: i.id == target, lambda i: i.name == target):
-            for index, item in enumerate(self.items):
-                if matches(item):
-                    self.index = index
-                    return True
-        return False
+        index = find_item(self.items, target)
+        if index is None:
+            return False
+        self.index = index
+        return True
+
+
+def find_item(items: list[Item], target: str) -> int | None:
+    """Where ``setNextRequest(target)`` goes: the item with that id, else that name."""
+    for index, item in enumerate(items):
+        if item.id == target:
+            return index
+    for index, item in enumerate(items):
+        if item.name == target:
+            return index
+    return None
 
 
 def iteration_count(options: RunOptions, iteration_data: list[dict[str, object]] | None) -> int:

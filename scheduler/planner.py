@@ -36,7 +36,10 @@ from runtime.model import Item
 ANY = "*"  # stands for "any variable" when a script's reads or writes cannot be told
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TEMPLATE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
-_SCOPE = r"(?:pm\.(?:environment|globals|collectionVariables|variables|iterationData)|environment|globals)"
+_SCOPE = (
+    r"(?:pm\.(?:environment|globals|collectionVariables|variables|iterationData)"
+    r"|environment|globals)"
+)
 _LITERAL = r"""\(\s*(['"`])([^'"`]+)\1"""
 _WRITE_LITERAL = re.compile(_SCOPE + r"\.(?:set|unset)" + _LITERAL)
 _WRITE_ANY = re.compile(
@@ -174,7 +177,7 @@ def uses_flow_control(items: Iterable[Item]) -> bool:
 
 
 def plan_run(items: list[Item], iterations: int, resolve: Callable[[str], str]) -> Plan:
-    """Split a run of ``items`` × ``iterations`` into branches.
+    """Split a run of ``items`` x ``iterations`` into branches.
 
     Parameters:
         items: the requests to run, in collection order (after folder selection).

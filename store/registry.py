@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from store.keys import Keys
+from store.keys import Keys, text
 
 JSON = dict[str, Any]
 # In-flight keys outlive the deadline by this much, so a late finalizer or
@@ -135,7 +135,7 @@ class RunRegistry:
 
     def states(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_states(run_id))
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {text(k): json.loads(v) for k, v in raw.items()}
 
     # -- steps --------------------------------------------------------------
 
@@ -169,7 +169,13 @@ class RunRegistry:
         return int(self.redis.scard(self.keys.run_done(run_id)))
 
     def begin_step(
-        self, run_id: str, step_key: str, branch_key: str, worker: str, queue: str, *,
+        self,
+        run_id: str,
+        step_key: str,
+        branch_key: str,
+        worker: str,
+        queue: str,
+        *,
         with_ticket: bool,
     ) -> StepStart:
         """Everything a step needs to start, in one round trip.
@@ -238,11 +244,11 @@ class RunRegistry:
 
     def results(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_results(run_id))
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {text(k): json.loads(v) for k, v in raw.items()}
 
     def progress(self, run_id: str) -> dict[str, Any]:
         raw = self.redis.hgetall(self.keys.run_progress(run_id))
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        return {text(k): json.loads(v) for k, v in raw.items()}
 
     # -- the end --------------------------------------------------------------
 
@@ -257,7 +263,7 @@ class RunRegistry:
 
     def overdue(self, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
-        return [r.decode() for r in self.redis.zrangebyscore(self.keys.active_runs(), 0, now)]
+        return [text(r) for r in self.redis.zrangebyscore(self.keys.active_runs(), 0, now)]
 
     def close(self, run_id: str) -> None:
         """Forget a finished run's in-flight state (secrets included)."""

@@ -10,15 +10,16 @@ collection.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from pmrunner.errors import InputError
-from store.keys import Keys
+from store.keys import Keys, text
 
 JSON = dict[str, Any]
 SCAN_BATCH = 100
@@ -83,11 +84,11 @@ class RunStore:
 
     def _enforce_retention(self, index: str) -> None:
         cutoff = (time.time() - self.retention_days * 86400) * 1000
-        expired = [r.decode() for r in self.redis.zrangebyscore(index, 0, cutoff)]
+        expired = [text(r) for r in self.redis.zrangebyscore(index, 0, cutoff)]
         overflow = self.redis.zcard(index) - len(expired) - self.retention_runs
         if overflow > 0:
             oldest = self.redis.zrange(index, len(expired), len(expired) + overflow - 1)
-            expired += [r.decode() for r in oldest]
+            expired += [text(r) for r in oldest]
         if not expired:
             return
         pipe = self.redis.pipeline()
@@ -131,17 +132,20 @@ class RunStore:
 
     def _matching(
         self, index: str, status: str | None, source: str | None
-    ) -> list[tuple[float, str, JSON]]:
+    ) -> builtins.list[tuple[float, str, JSON]]:
         # Retention bounds an index to retention_runs entries, so reading it
         # whole (in batches) keeps totals exact under filters.
-        found: list[tuple[float, str, JSON]] = []
+        found: builtins.list[tuple[float, str, JSON]] = []
         offset = 0
         while True:
-            batch = self.redis.zrevrange(index, offset, offset + SCAN_BATCH - 1, withscores=True)
+            batch = cast(
+                "builtins.list[tuple[bytes, float]]",
+                self.redis.zrevrange(index, offset, offset + SCAN_BATCH - 1, withscores=True),
+            )
             if not batch:
                 return found
             offset += len(batch)
-            raws = self.redis.mget([self.keys.report(r.decode()) for r, _ in batch])
+            raws = self.redis.mget([self.keys.report(text(r)) for r, _ in batch])
             for (run_id, score), raw in zip(batch, raws, strict=True):
                 if raw is None:
                     continue
@@ -150,4 +154,4 @@ class RunStore:
                     continue
                 if source and report.get("source") != source:
                     continue
-                found.append((float(score), run_id.decode(), report))
+                found.append((float(score), text(run_id), report))

@@ -34,6 +34,7 @@ from scheduler.monitors import Monitor, MonitorSource
 from scheduler.postman import PostmanClient
 from scheduler.postman_source import MonitorSelection, PostmanMonitorSource
 from scheduler.secrets import SecretOverrides
+from store.keys import text
 from tasks.context import Services
 from tasks.dispatch import RunRequest, start_run
 from worker.settings import Settings
@@ -160,10 +161,12 @@ def _collection(services: Services, source: MonitorSource, monitor: Monitor) -> 
         collection = source.collection(monitor)
     except PmrunnerError:
         digest = registry.redis.get(key)
-        cached = registry.collection(digest.decode()) if digest else None
+        cached = registry.collection(text(digest)) if digest else None
         if cached is None:
             raise
-        log.warning("monitor %s: source unavailable, running its last known collection", monitor.uid)
+        log.warning(
+            "monitor %s: source unavailable, running its last known collection", monitor.uid
+        )
         return cached
     digest = registry.cache_collection(collection, services.settings.collection_ttl)
     registry.redis.set(key, digest)

@@ -27,6 +27,7 @@ from celery import Task, shared_task
 from runtime.http_client import HttpClient
 from runtime.options import RunOptions
 from runtime.results import Execution, ScriptError
+from runtime.runner import find_item
 from runtime.sandbox.engine import context_for_this_thread
 from runtime.step import RunState, Step
 from scheduler.planner import Branch
@@ -110,7 +111,9 @@ def _run_step(
         return None, False
     if start.result is not None:
         log.warning("step %s of run %s was delivered again after it finished", key, run_id)
-        return _hand_on(services, context, branch_key, number, start.result.get("next"), start.state)
+        return _hand_on(
+            services, context, branch_key, number, start.result.get("next"), start.state
+        )
     branch = _branch(context, branch_key)
     state = RunState(**start.state)
     item_id, iteration = _position(context, branch, cursor)
@@ -132,7 +135,9 @@ def _run_step(
     handoff = None
     if successor is not None:
         handoff = (step_key(branch_key, number + 1), str(successor.options["queue"]))
-    _recorded, handed = registry.finish_step(run_id, key, branch_key, result, asdict(state), handoff)
+    _recorded, handed = registry.finish_step(
+        run_id, key, branch_key, result, asdict(state), handoff
+    )
     if successor is None:
         return None, True
     return (successor, False) if handed else (None, False)
@@ -151,7 +156,9 @@ def _hand_on(
     if successor is None:
         return None, True
     next_key = step_key(branch_key, number + 1)
-    if not services.registry.claim_handoff(context.ticket.run_id, next_key, successor.options["queue"]):
+    if not services.registry.claim_handoff(
+        context.ticket.run_id, next_key, successor.options["queue"]
+    ):
         return None, False
     return successor, False
 
@@ -212,21 +219,13 @@ def _dynamic_next(
     if not has_next:
         index += 1
     else:
-        jump = _find(items, target) if target is not None else None
+        jump = find_item(items, target) if target is not None else None
         index = jump if jump is not None else len(items)
     if index >= len(items):
         index, iteration = 0, iteration + 1
         if iteration >= context.ticket.iterations:
             return None
     return {"index": index, "iteration": iteration}
-
-
-def _find(items: list[Any], target: str) -> int | None:
-    for matches in (lambda i: i.id == target, lambda i: i.name == target):
-        for index, item in enumerate(items):
-            if matches(item):
-                return index
-    return None
 
 
 def _successor(

@@ -30,7 +30,9 @@ SKIPPED_KEPT = 100
 SLOT_CLAIM_SECONDS = 7 * 24 * 3600
 
 
-def due_slots(services: Services, monitor: Monitor, now: datetime) -> tuple[list[datetime], list[datetime]]:
+def due_slots(
+    services: Services, monitor: Monitor, now: datetime
+) -> tuple[list[datetime], list[datetime]]:
     """The slots to start now and the slots to record as skipped.
 
     The check time moves forward in Redis; the first check of a monitor
@@ -61,8 +63,9 @@ def dispatch(services: Services, source: MonitorSource, now: datetime | None = N
     source.refresh()
     SOURCE_HEALTHY.set(1 if source.healthy else 0)
     if not source.healthy:
-        log.warning("monitor source unhealthy (%s); running the last known monitors",
-                    source.last_error)
+        log.warning(
+            "monitor source unhealthy (%s); running the last known monitors", source.last_error
+        )
     started = []
     for monitor in known_monitors(services, source):
         if not monitor.active:
@@ -110,7 +113,9 @@ def dispatch_due(self: Task) -> list[str]:
 
 
 @shared_task(bind=True, name="pmrunner.retry_monitor_run", ignore_result=True)
-def retry_monitor_run(self: Task, monitor: dict[str, object], attempt: int, slot: str | None) -> str:
+def retry_monitor_run(
+    self: Task, monitor: dict[str, object], attempt: int, slot: str | None
+) -> str:
     """Run a monitor again after a failed attempt."""
     services = Services.of(self.app)
     source = source_for(services.settings)

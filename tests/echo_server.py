@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gzip
 import json
 import threading
@@ -35,7 +36,7 @@ class EchoHandler(BaseHTTPRequestHandler):
     wbufsize = 64 * 1024
     disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet in tests
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _read_body(self) -> bytes:
@@ -103,7 +104,7 @@ class EchoHandler(BaseHTTPRequestHandler):
             "rawBody": base64.b64encode(body).decode(),
         }
 
-    def _route(self) -> None:  # noqa: C901 - one branch per endpoint reads best here
+    def _route(self) -> None:
         body = self._read_body()
         url = urlsplit(self.path)
         path, query = url.path, dict(parse_qsl(url.query, keep_blank_values=True))
@@ -144,8 +145,8 @@ class EchoHandler(BaseHTTPRequestHandler):
         else:
             self._send(200, self._echo(body))
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _route  # noqa: N815
-    do_PURGE = do_PROPFIND = do_LINK = do_UNLINK = do_COPY = do_LOCK = do_UNLOCK = _route  # noqa: N815
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _route
+    do_PURGE = do_PROPFIND = do_LINK = do_UNLINK = do_COPY = do_LOCK = do_UNLOCK = _route
 
 
 class EchoServer(ThreadingHTTPServer):
@@ -173,10 +174,8 @@ def main() -> None:
     args = parser.parse_args()
     server = EchoServer((args.host, args.port), EchoHandler)
     print(f"http://{args.host}:{server.server_address[1]}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

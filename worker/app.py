@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             },
         },
     )
-    app.pmrunner_settings = settings  # type: ignore[attr-defined]
+    app.pmrunner_settings = settings
     return app
 
 

@@ -23,6 +23,6 @@ SOURCE_HEALTHY = Gauge(
 RUNS_SWEPT = Counter("pmrunner_runs_swept_total", "Runs ended by the sweeper at their deadline")
 
 
-def start_metrics_server(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - scraped from outside
+def start_metrics_server(port: int, address: str = "0.0.0.0") -> None:
     """Serve ``/metrics`` on ``address:port`` from a background thread."""
     start_http_server(port, addr=address)

@@ -8,10 +8,12 @@ Every field has a default that works on one machine; a cluster sets at least
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from pmrunner.errors import ConfigurationError
 
@@ -100,16 +102,9 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
-    def from_dsn(cls, redis_url: str, **overrides: object) -> Settings:
+    def from_dsn(cls, redis_url: str, **overrides: Any) -> Settings:
         """Settings for one Redis URL, everything else from the environment."""
-        base = cls.from_env()
-        return cls(
-            **{
-                **{f.name: getattr(base, f.name) for f in fields(cls)},
-                "redis_url": redis_url,
-                **overrides,
-            }
-        )  # type: ignore[arg-type]
+        return dataclasses.replace(cls.from_env(), redis_url=redis_url, **overrides)
 
     def queue_for(self, network: str) -> str:
         """The Celery queue of a network."""

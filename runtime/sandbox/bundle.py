@@ -28,7 +28,10 @@ from pathlib import Path
 
 PACKAGE = "postman-sandbox"
 VERSION = "6.7.4"
-TARBALL_INTEGRITY = "sha512-gJqcrdbsSVpfCHvwindV5IUbZt9ThV77ChUVdhMvdtBLydxFhmvdnqiE3tTIPgLEqjAYVRHw8h7iobLNMVUMlQ=="
+TARBALL_INTEGRITY = (
+    "sha512-"
+    "gJqcrdbsSVpfCHvwindV5IUbZt9ThV77ChUVdhMvdtBLydxFhmvdnqiE3tTIPgLEqjAYVRHw8h7iobLNMVUMlQ=="
+)
 BUNDLE_MEMBER = "package/.cache/bootcode.browser.js"
 BUNDLE_SHA256 = "c932ff5398b84324e4838cdac1513878a54253c387bf4025d0dd5f7e030bc5c9"
 VENDOR_DIR = Path(__file__).resolve().parent / "vendor"

@@ -71,9 +71,7 @@ class ScriptCookieStore:
                 return cookie_to_json(cookie)
         return None
 
-    def _findCookies(
-        self, domain: str, path: str | None = None, *_special: Any
-    ) -> list[JSON]:
+    def _findCookies(self, domain: str, path: str | None = None, *_special: Any) -> list[JSON]:
         if not domain or not self.allowed(domain):
             return []
         return [

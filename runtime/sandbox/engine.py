@@ -12,6 +12,7 @@ Scripts reach Python for two services, through ``ScriptServices``:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -128,10 +129,9 @@ class SandboxContext:
         """Throw the V8 context away; the next script boots a new one."""
         if self._racer is not None:
             racer, self._racer = self._racer, None
-            try:
+            # A broken isolate may fail to close; it is dropped either way.
+            with contextlib.suppress(Exception):
                 racer.close()
-            except Exception:
-                pass
 
     close = reset
 

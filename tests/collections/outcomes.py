@@ -32,7 +32,7 @@ def run_arguments(name: str, base_url: str) -> list[str]:
     for kind, flag in flags.items():
         if kind in files:
             args += [flag, str(files[kind])]
-    return args + ["--working-dir", str(COLLECTIONS)]
+    return [*args, "--working-dir", str(COLLECTIONS)]
 
 
 def outcomes(report: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,8 @@ import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 
-import tasks.notify  # noqa: F401 - registers the tasks with every app
-import tasks.run  # noqa: F401
+import tasks.notify
+import tasks.run
 import tasks.sweep  # noqa: F401
 from worker.app import create_app
 from worker.settings import Settings

@@ -73,8 +73,13 @@ def test_independent_requests_run_in_parallel_and_report_once(
     app: Celery, settings: Settings, base_url: str
 ) -> None:
     items = [
-        item(f"get {n}", "GET", "{{baseUrl}}/delay/300?n=" + str(n),
-             tests=f'pm.test("n is {n}", () => pm.expect(pm.request.url.query.get("n")).to.equal("{n}"));')
+        item(
+            f"get {n}",
+            "GET",
+            "{{baseUrl}}/delay/300?n=" + str(n),
+            tests=f'pm.test("n is {n}", () => '
+            f'pm.expect(pm.request.url.query.get("n")).to.equal("{n}"));',
+        )
         for n in range(6)
     ]
     queue = settings.queue_for(settings.default_network)
@@ -93,17 +98,22 @@ def test_dependent_sequence_hands_state_to_the_next_step(
     app: Celery, settings: Settings, base_url: str
 ) -> None:
     login = item(
-        "login", "POST", "{{baseUrl}}/post",
+        "login",
+        "POST",
+        "{{baseUrl}}/post",
         tests='pm.environment.set("token", "t-" + pm.response.code);',
     )
     use = item(
-        "use token", "GET", "{{baseUrl}}/headers",
+        "use token",
+        "GET",
+        "{{baseUrl}}/headers",
         tests='pm.test("token sent", () => pm.expect(pm.response.json().headers["x-token"])'
-              '.to.equal("t-200"));',
+        '.to.equal("t-200"));',
     )
     use["request"]["header"] = [{"key": "X-Token", "value": "{{token}}"}]
-    other = item("independent", "GET", "{{baseUrl}}/get",
-                 tests='pm.test("ok", () => pm.response.to.be.ok);')
+    other = item(
+        "independent", "GET", "{{baseUrl}}/get", tests='pm.test("ok", () => pm.response.to.be.ok);'
+    )
     queue = settings.queue_for(settings.default_network)
     with in_process_worker(app, [queue]):
         report = run_and_wait(app, RunRequest(collection(login, use, other), environment(base_url)))
@@ -117,13 +127,18 @@ def test_dependent_sequence_hands_state_to_the_next_step(
 def test_set_next_request_loop(app: Celery, settings: Settings, base_url: str) -> None:
     start = item("start", "GET", "{{baseUrl}}/get", tests='pm.collectionVariables.set("n", 0);')
     loop = item(
-        "loop", "GET", "{{baseUrl}}/get?n={{n}}",
-        tests="\n".join([
-            'const n = Number(pm.collectionVariables.get("n")) + 1;',
-            'pm.collectionVariables.set("n", n);',
-            'pm.test("round " + n, () => pm.expect(pm.response.json().args.n).to.equal(String(n - 1)));',
-            'if (n < 3) { pm.execution.setNextRequest("loop"); }',
-        ]),
+        "loop",
+        "GET",
+        "{{baseUrl}}/get?n={{n}}",
+        tests="\n".join(
+            [
+                'const n = Number(pm.collectionVariables.get("n")) + 1;',
+                'pm.collectionVariables.set("n", n);',
+                'pm.test("round " + n, () => '
+                "pm.expect(pm.response.json().args.n).to.equal(String(n - 1)));",
+                'if (n < 3) { pm.execution.setNextRequest("loop"); }',
+            ]
+        ),
     )
     end = item("end", "GET", "{{baseUrl}}/get", tests='pm.test("end", () => {});')
     queue = settings.queue_for(settings.default_network)
@@ -164,16 +179,24 @@ def test_queue_without_consumer_is_reported_at_the_deadline(
     assert report["status"] == "failed"
 
 
-def test_duplicate_delivery_runs_a_step_once(app: Celery, settings: Settings, base_url: str) -> None:
+def test_duplicate_delivery_runs_a_step_once(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
     first = item("first", "POST", "{{baseUrl}}/post", tests='pm.environment.set("x", "1");')
-    second = item("second", "GET", "{{baseUrl}}/get?x={{x}}",
-                  tests='pm.test("x", () => pm.expect(pm.response.json().args.x).to.equal("1"));')
+    second = item(
+        "second",
+        "GET",
+        "{{baseUrl}}/get?x={{x}}",
+        tests='pm.test("x", () => pm.expect(pm.response.json().args.x).to.equal("1"));',
+    )
     queue = settings.queue_for(settings.default_network)
     services = Services.of(app)
     with in_process_worker(app, [queue]):
         report = run_and_wait(app, RunRequest(collection(first, second), environment(base_url)))
         # The broker delivers the first step once more, as after a lost ack.
-        app.send_task("pmrunner.execute_request", (report["id"], "b0", 0, {"index": 0}), queue=queue)
+        app.send_task(
+            "pmrunner.execute_request", (report["id"], "b0", 0, {"index": 0}), queue=queue
+        )
         time.sleep(1.5)
     assert outcomes(report) == [("first", []), ("second", [("x", True)])]
     assert services.store.list(report["collectionId"]).total == 1
@@ -184,8 +207,13 @@ def test_killed_worker_is_reported_and_the_run_ends_once(
     app: Celery, settings: Settings, base_url: str, worker_processes: list[WorkerProcess]
 ) -> None:
     slow = item("slow", "GET", "{{baseUrl}}/delay/20000")
-    fast = item("fast", "GET", "{{baseUrl}}/get", tests='pm.test("ok", () => {});',
-                **{"x-pmrunner-network": "fast"})
+    fast = item(
+        "fast",
+        "GET",
+        "{{baseUrl}}/get",
+        tests='pm.test("ok", () => {});',
+        **{"x-pmrunner-network": "fast"},
+    )
     doomed = WorkerProcess(settings, [settings.queue_for(settings.default_network)], "doomed")
     worker_processes.append(doomed)
     doomed.wait_ready(app)
@@ -193,8 +221,12 @@ def test_killed_worker_is_reported_and_the_run_ends_once(
     with in_process_worker(app, [settings.queue_for("fast")]):
         run_id = start_run(
             app,
-            RunRequest(collection(slow, fast), environment(base_url), deadline_seconds=6,
-                       options=RunOptions(timeouts=Timeouts(request=30000))),
+            RunRequest(
+                collection(slow, fast),
+                environment(base_url),
+                deadline_seconds=6,
+                options=RunOptions(timeouts=Timeouts(request=30000)),
+            ),
         )
         _wait_until(lambda: any(k.endswith(":started") for k in services.registry.progress(run_id)))
         time.sleep(0.5)

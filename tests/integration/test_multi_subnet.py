@@ -51,22 +51,34 @@ def item(name: str, method: str, url: str, tests: str, **request: Any) -> JSON:
 
 def cross_subnet_collection() -> JSON:
     login = item(
-        "login on A", "POST", "{{serviceA}}/post",
+        "login on A",
+        "POST",
+        "{{serviceA}}/post",
         'pm.environment.set("token", "tok-" + pm.response.json().json.user);\n'
         'pm.test("logged in", () => pm.response.to.have.status(200));',
         header=[{"key": "Content-Type", "value": "application/json"}],
         body={"mode": "raw", "raw": '{"user": "ada", "password": "{{password}}"}'},
     )
     use = item(
-        "use token on B", "GET", "{{serviceB}}/headers",
+        "use token on B",
+        "GET",
+        "{{serviceB}}/headers",
         'pm.test("token arrived on B", () => '
         'pm.expect(pm.response.json().headers["x-token"]).to.equal("tok-ada"));',
         header=[{"key": "X-Token", "value": "{{token}}"}],
     )
-    back = item("back on A", "GET", "{{serviceA}}/get?after=login",
-                'pm.test("A again", () => pm.response.to.be.ok);')
-    only_b = item("independent on B", "GET", "{{serviceB}}/get?solo=1",
-                  'pm.test("B alone", () => pm.response.to.be.ok);')
+    back = item(
+        "back on A",
+        "GET",
+        "{{serviceA}}/get?after=login",
+        'pm.test("A again", () => pm.response.to.be.ok);',
+    )
+    only_b = item(
+        "independent on B",
+        "GET",
+        "{{serviceB}}/get?solo=1",
+        'pm.test("B alone", () => pm.response.to.be.ok);',
+    )
     return {
         "info": {"_postman_id": f"subnets-{uuid.uuid4().hex[:6]}", "name": "across subnets"},
         "item": [login, use, back, only_b],
@@ -79,7 +91,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def worker_in(bed: NetnsBed, name: str, settings: Settings, networks: Path) -> subprocess.Popen[Any]:
+def worker_in(
+    bed: NetnsBed, name: str, settings: Settings, networks: Path
+) -> subprocess.Popen[Any]:
     env = {
         **os.environ,
         "PMRUNNER_REDIS_URL": bed.redis_url_for(name),
@@ -90,8 +104,23 @@ def worker_in(bed: NetnsBed, name: str, settings: Settings, networks: Path) -> s
         "PYTHONPATH": str(ROOT),
     }
     argv = [
-        sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", f"net.{name}",
-        "-P", "threads", "-c", "4", "-n", f"net-{name}@%h", "-E", "-l", "WARNING",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker",
+        "worker",
+        "-Q",
+        f"net.{name}",
+        "-P",
+        "threads",
+        "-c",
+        "4",
+        "-n",
+        f"net-{name}@%h",
+        "-E",
+        "-l",
+        "WARNING",
     ]
     log = open(bed.temp_dir / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed by the bed's teardown
     return bed.popen(name, argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -125,8 +154,16 @@ def wait_for_workers(app: Any, names: list[str], timeout: float = 40) -> None:
 
 def start_flower(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={port}",
-         "--address=127.0.0.1"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+        ],
         cwd=ROOT,
         env={
             **os.environ,
@@ -142,7 +179,7 @@ def start_flower(settings: Settings, port: int) -> subprocess.Popen[bytes]:
 
 
 def flower_json(port: int, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
         return json.loads(answer.read())
 
 
@@ -163,11 +200,15 @@ def test_each_request_runs_on_its_own_subnets_worker(
         worker_in(bed, "a", settings, networks)
         worker_in(bed, "b", settings, networks)
         wait_for_workers(app, ["net-a", "net-b"])
-        environment = VariableFile("subnets", "env-subnets", [
-            {"key": "serviceA", "value": service_a},
-            {"key": "serviceB", "value": service_b},
-            {"key": "password", "value": SECRET, "type": "secret"},
-        ])
+        environment = VariableFile(
+            "subnets",
+            "env-subnets",
+            [
+                {"key": "serviceA", "value": service_a},
+                {"key": "serviceB", "value": service_b},
+                {"key": "password", "value": SECRET, "type": "secret"},
+            ],
+        )
         with in_process_worker(app, [settings.queue_for(settings.default_network)]):
             run_id = start_run(app, RunRequest(cross_subnet_collection(), environment))
             report = wait_for_report(Services.of(app), run_id, 90)
@@ -219,6 +260,7 @@ def _check_flower(port: int, run_id: str) -> None:
     assert len(steps) == 2, sorted({t.get("name") for t in tasks.values()})
     assert all(f"run={run_id}" in str(t.get("args")) for t in steps)
     assert {str(t.get("args")).split("item=")[-1] for t in steps} == {
-        "'back on A'", "'independent on B'"
+        "'back on A'",
+        "'independent on B'",
     }
     assert SECRET not in json.dumps(tasks) and "tok-ada" not in json.dumps(tasks)

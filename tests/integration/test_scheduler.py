@@ -1,8 +1,12 @@
-"""The scheduler on real Redis and real workers: due slots start once, sources change, Postman fails."""
+"""The scheduler on real Redis and real workers.
+
+Due slots start once, changes to sources take effect, Postman may fail.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
@@ -43,9 +47,14 @@ def health_collection(name: str, status: int = 200) -> JSON:
             {
                 "name": "health",
                 "request": {"method": "GET", "url": "{{baseUrl}}/status/" + str(status)},
-                "event": [{"listen": "test", "script": {"exec": [
-                    'pm.test("is 200", () => pm.response.to.have.status(200));'
-                ]}}],
+                "event": [
+                    {
+                        "listen": "test",
+                        "script": {
+                            "exec": ['pm.test("is 200", () => pm.response.to.have.status(200));']
+                        },
+                    }
+                ],
             }
         ],
     }
@@ -58,9 +67,9 @@ def base_url() -> Iterator[str]:
 
 
 def write_monitors(folder: Path, base_url: str, monitors: list[JSON]) -> Path:
-    (folder / "env.json").write_text(json.dumps(
-        {"name": "env", "values": [{"key": "baseUrl", "value": base_url}]}
-    ))
+    (folder / "env.json").write_text(
+        json.dumps({"name": "env", "values": [{"key": "baseUrl", "value": base_url}]})
+    )
     lines = ["monitors:"]
     for monitor in monitors:
         lines.append(f"  - {json.dumps(monitor)}")
@@ -75,17 +84,34 @@ def runs_of(services: Services, collection_id: str) -> list[JSON]:
 
 
 def test_two_beats_start_every_slot_exactly_once(
-    app: Celery, settings: Settings, base_url: str, tmp_path: Path,
+    app: Celery,
+    settings: Settings,
+    base_url: str,
+    tmp_path: Path,
     worker_processes: list[WorkerProcess],
 ) -> None:
     (tmp_path / "health.json").write_text(json.dumps(health_collection("beats")))
-    monitors = write_monitors(tmp_path, base_url, [{
-        "name": "beats", "uid": "beats", "collection": "health.json",
-        "environment": "env.json", "schedule": {"every": 1},
-    }])
+    monitors = write_monitors(
+        tmp_path,
+        base_url,
+        [
+            {
+                "name": "beats",
+                "uid": "beats",
+                "collection": "health.json",
+                "environment": "env.json",
+                "schedule": {"every": 1},
+            }
+        ],
+    )
     env = {"PMRUNNER_MONITORS_FILE": str(monitors), "PMRUNNER_DISPATCH_INTERVAL": "0.3"}
-    worker = WorkerProcess(settings, [settings.queue_for(settings.default_network)], "beatwork",
-                           concurrency=8, extra_env=env)
+    worker = WorkerProcess(
+        settings,
+        [settings.queue_for(settings.default_network)],
+        "beatwork",
+        concurrency=8,
+        extra_env=env,
+    )
     worker_processes.append(worker)
     worker.wait_ready(app)
     beats = [_beat(settings, tmp_path / f"beat-{n}", env) for n in range(2)]
@@ -112,15 +138,27 @@ def test_two_beats_start_every_slot_exactly_once(
     # Every slot in the window either ran once or was recorded as skipped
     # (a busy machine may check too late for a slot; it is not run late).
     seconds = sorted(datetime.strptime(s, "%Y%m%dT%H%M%SZ") for s in ran + skipped)
-    gaps = {(b - a).total_seconds() for a, b in zip(seconds, seconds[1:], strict=False)}
+    gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(seconds)}
     assert gaps == {1.0}, f"slots missing from both runs and skips: gaps {sorted(gaps)}"
     assert len(skipped) <= len(ran) // 4, f"{len(skipped)} of {len(ran) + len(skipped)} skipped"
 
 
 def _beat(settings: Settings, schedule: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(schedule),
-         "-l", "WARNING", "--max-interval", "1"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "beat",
+            "-s",
+            str(schedule),
+            "-l",
+            "WARNING",
+            "--max-interval",
+            "1",
+        ],
         cwd=ROOT,
         env={
             **os.environ,
@@ -165,18 +203,24 @@ def test_postman_changes_take_effect_within_one_poll(
         name="env", values=[{"key": "baseUrl", "value": base_url, "enabled": True}]
     )
     first_collection = postman.add_collection(health_collection("first"))
-    first = postman.add_monitor("first", collection_uid=first_collection,
-                                environment_uid=environment, cron="* * * * *")
+    first = postman.add_monitor(
+        "first", collection_uid=first_collection, environment_uid=environment, cron="* * * * *"
+    )
     source = postman_source(postman)
     services = Services.of(app)
     with in_process_worker(app, [settings.queue_for(settings.default_network)]):
         assert dispatch(services, source, minute(0, 50)) == []
         assert started_monitors(services, dispatch(services, source, minute(1))) == ["first"]
         second_collection = postman.add_collection(health_collection("second"))
-        second = postman.add_monitor("second", collection_uid=second_collection,
-                                     environment_uid=environment, cron="* * * * *")
+        second = postman.add_monitor(
+            "second",
+            collection_uid=second_collection,
+            environment_uid=environment,
+            cron="* * * * *",
+        )
         assert started_monitors(services, dispatch(services, source, minute(2))) == [
-            "first", "second"
+            "first",
+            "second",
         ]
         postman.deactivate_monitor(first["uid"])
         assert started_monitors(services, dispatch(services, source, minute(3))) == ["second"]
@@ -192,8 +236,9 @@ def test_postman_down_keeps_last_known_monitors_running(
         name="env", values=[{"key": "baseUrl", "value": base_url, "enabled": True}]
     )
     collection = postman.add_collection(health_collection("steady"))
-    postman.add_monitor("steady", collection_uid=collection, environment_uid=environment,
-                        cron="* * * * *")
+    postman.add_monitor(
+        "steady", collection_uid=collection, environment_uid=environment, cron="* * * * *"
+    )
     source = postman_source(postman)
     services = Services.of(app)
     with in_process_worker(app, [settings.queue_for(settings.default_network)]):
@@ -219,7 +264,7 @@ class Receiver:
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 received.append(json.loads(self.rfile.read(length)))
                 self.send_response(204)
@@ -238,15 +283,28 @@ class Receiver:
 
 
 @pytest.mark.usefixtures("app")  # cleans the test's keys afterwards
-def test_retries_failure_notice_and_recovery(settings: Settings, base_url: str, tmp_path: Path) -> None:
+def test_retries_failure_notice_and_recovery(
+    settings: Settings, base_url: str, tmp_path: Path
+) -> None:
     receiver = Receiver()
     collection_file = tmp_path / "flaky.json"
     collection_file.write_text(json.dumps(health_collection("flaky", status=500)))
-    monitors = write_monitors(tmp_path, base_url, [{
-        "name": "flaky", "uid": "flaky", "collection": "flaky.json", "environment": "env.json",
-        "schedule": {"cron": "* * * * *"}, "retry": {"attempts": 1}, "notificationLimit": 1,
-        "webhooks": [receiver.url],
-    }])
+    monitors = write_monitors(
+        tmp_path,
+        base_url,
+        [
+            {
+                "name": "flaky",
+                "uid": "flaky",
+                "collection": "flaky.json",
+                "environment": "env.json",
+                "schedule": {"cron": "* * * * *"},
+                "retry": {"attempts": 1},
+                "notificationLimit": 1,
+                "webhooks": [receiver.url],
+            }
+        ],
+    )
     settings = dataclasses.replace(settings, monitors_file=monitors)
     app = create_app(settings)
     source = source_for(settings)
@@ -263,7 +321,9 @@ def test_retries_failure_notice_and_recovery(settings: Settings, base_url: str, 
         receiver.close()
     runs = runs_of(services, "coll-flaky")
     assert [(r["status"], r["monitor"]["attempt"]) for r in reversed(runs)] == [
-        ("failed", 1), ("failed", 2), ("finished", 1)
+        ("failed", 1),
+        ("failed", 2),
+        ("finished", 1),
     ]
     reports = [m for m in receiver.received if "run" in m]
     assert len(reports) == 3 and reports[0]["run"]["info"]["status"] == "failed"

@@ -26,8 +26,13 @@ def client(redis_url: str) -> Iterator[tuple[redis.Redis, Keys]]:
 
 def report(n: int, *, status: str = "finished", source: str = "api", age_days: float = 0) -> dict:
     started = (time.time() - age_days * 86400) * 1000 + n
-    return {"id": f"run-{n}", "collectionId": "c1", "status": status, "source": source,
-            "startedAt_ms": started}
+    return {
+        "id": f"run-{n}",
+        "collectionId": "c1",
+        "status": status,
+        "source": source,
+        "startedAt_ms": started,
+    }
 
 
 def test_pages_newest_first_with_cursor(client: tuple[redis.Redis, Keys]) -> None:

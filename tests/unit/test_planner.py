@@ -10,28 +10,34 @@ from scheduler.planner import plan_run
 JSON = dict[str, Any]
 
 
-def item(name: str, url: str, method: str = "GET", tests: str = "", pre: str = "",
-         **request: Any) -> JSON:
+def item(
+    name: str, url: str, method: str = "GET", tests: str = "", pre: str = "", **request: Any
+) -> JSON:
     events = []
     if pre:
         events.append({"listen": "prerequest", "script": {"exec": [pre]}})
     if tests:
         events.append({"listen": "test", "script": {"exec": [tests]}})
-    return {"id": name, "name": name, "request": {"method": method, "url": url, **request},
-            "event": events}
+    return {
+        "id": name,
+        "name": name,
+        "request": {"method": method, "url": url, **request},
+        "event": events,
+    }
 
 
 def plan(*items: JSON, iterations: int = 1, **collection: Any) -> list[list[tuple[str, int]]]:
     parsed = load_collection({"info": {"name": "c"}, "item": list(items), **collection})
-    result = plan_run(list(parsed.items()), iterations,
-                      lambda text: text.replace("{{baseUrl}}", "http://api.local"))
+    result = plan_run(
+        list(parsed.items()),
+        iterations,
+        lambda text: text.replace("{{baseUrl}}", "http://api.local"),
+    )
     return [[(s.item_id, s.iteration) for s in branch.steps] for branch in result.branches]
 
 
 def test_independent_gets_are_parallel() -> None:
-    assert plan(item("a", "{{baseUrl}}/a"), item("b", "{{baseUrl}}/b")) == [
-        [("a", 0)], [("b", 0)]
-    ]
+    assert plan(item("a", "{{baseUrl}}/a"), item("b", "{{baseUrl}}/b")) == [[("a", 0)], [("b", 0)]]
 
 
 def test_variable_written_then_read_makes_a_sequence() -> None:
@@ -43,7 +49,9 @@ def test_variable_written_then_read_makes_a_sequence() -> None:
 
 def test_script_read_counts_as_a_read() -> None:
     writer = item("w", "{{baseUrl}}/w", tests='pm.collectionVariables.set("id", 1)')
-    reader = item("r", "{{baseUrl}}/r", tests='pm.expect(pm.collectionVariables.get("id")).to.eql(1)')
+    reader = item(
+        "r", "{{baseUrl}}/r", tests='pm.expect(pm.collectionVariables.get("id")).to.eql(1)'
+    )
     assert plan(writer, reader) == [[("w", 0), ("r", 0)]]
 
 
@@ -79,8 +87,9 @@ def test_stateful_branches_run_iteration_after_iteration() -> None:
 
 def test_collection_level_script_that_writes_links_everything() -> None:
     events = [{"listen": "prerequest", "script": {"exec": ['pm.variables.set("ts", Date.now())']}}]
-    result = plan(item("a", "{{baseUrl}}/a?ts={{ts}}"), item("b", "{{baseUrl}}/b?ts={{ts}}"),
-                  event=events)
+    result = plan(
+        item("a", "{{baseUrl}}/a?ts={{ts}}"), item("b", "{{baseUrl}}/b?ts={{ts}}"), event=events
+    )
     assert result == [[("a", 0), ("b", 0)]]
 
 
