@@ -32,8 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +47,7 @@ from common import (
     read_report,
 )
 
-from tests.echo_server import EchoHandler, EchoServer
+from tests.echo_server import serve
 
 REQUESTS = 200
 ASSERTIONS_PER_REQUEST = 3
@@ -102,32 +100,6 @@ class Runner:
 
 
 # --- the server ----------------------------------------------------------------------
-
-
-class NoDelayEchoHandler(EchoHandler):
-    """The echo server's handler with TCP_NODELAY on its connections.
-
-    The handler writes the headers and the body of an answer in two sends; with
-    Nagle's algorithm and the client's delayed ACK, each answer on a kept-alive
-    connection would then stall about 40 ms, and the benchmark would time the
-    server instead of the runners.
-    """
-
-    disable_nagle_algorithm = True
-
-
-@contextmanager
-def serve_echo() -> Iterator[str]:
-    """Run the echo server on 127.0.0.1 for the ``with`` block; yields its base URL."""
-    server = EchoServer(("127.0.0.1", 0), NoDelayEchoHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 # --- the collection -------------------------------------------------------------------
@@ -300,7 +272,7 @@ def run_once(
 
 def measure(runners: list[Runner], repeat: int, timeout: float) -> None:
     """Run every runner ``repeat`` times, alternating which goes first in each round."""
-    with serve_echo() as base_url, tempfile.TemporaryDirectory(prefix="pmrunner-bench-") as scratch:
+    with serve() as base_url, tempfile.TemporaryDirectory(prefix="pmrunner-bench-") as scratch:
         collection = write_collection(Path(scratch))
         for round_index in range(repeat):
             order = runners if round_index % 2 == 0 else runners[::-1]

@@ -36,41 +36,37 @@ def announce_run(services: Services, report: JSON, ticket: RunTicket) -> None:
         after_monitor_run(services, report)
 
 
-@shared_task(
-    bind=True,
-    name="pmrunner.deliver_webhook",
-    autoretry_for=(requests.RequestException,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
-    ignore_result=True,
-)
-def deliver_webhook(self: Task, url: str, run_id: str) -> None:
-    """POST the run's monitor-run JSON to ``url``."""
-    services = Services.of(self.app)
-    report = services.store.get(run_id)
-    if report is None:
-        log.warning("webhook %s: run %s is no longer stored", url, run_id)
-        return
-    payload = monitor_run_result(report)
+# Delivery is retried with backoff on connection errors and 5xx answers.
+DELIVERY = {
+    "bind": True,
+    "autoretry_for": (requests.RequestException,),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+    "ignore_result": True,
+}
+
+
+def post_json(url: str, payload: JSON, what: str) -> None:
+    """POST ``payload``; raise on 5xx (to retry), log a refusal (4xx)."""
     response = requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
     if response.status_code >= 500:
         raise requests.HTTPError(f"webhook {url} answered {response.status_code}")
     if response.status_code >= 400:
-        log.warning("webhook %s refused run %s: %s", url, run_id, response.status_code)
+        log.warning("webhook %s refused %s: %s", url, what, response.status_code)
 
 
-@shared_task(
-    bind=True,
-    name="pmrunner.deliver_json",
-    autoretry_for=(requests.RequestException,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
-    ignore_result=True,
-)
+@shared_task(name="pmrunner.deliver_webhook", **DELIVERY)
+def deliver_webhook(self: Task, url: str, run_id: str) -> None:
+    """POST the run's monitor-run JSON to ``url`` (read from the store: messages stay small)."""
+    report = Services.of(self.app).store.get(run_id)
+    if report is None:
+        log.warning("webhook %s: run %s is no longer stored", url, run_id)
+        return
+    post_json(url, monitor_run_result(report), f"run {run_id}")
+
+
+@shared_task(name="pmrunner.deliver_json", **DELIVERY)
 def deliver_json(self: Task, url: str, payload: JSON) -> None:
     """POST a notice (monitor failing or recovered) to ``url``."""
-    response = requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
-    if response.status_code >= 500:
-        raise requests.HTTPError(f"webhook {url} answered {response.status_code}")
+    post_json(url, payload, f"notice {payload.get('event')}")

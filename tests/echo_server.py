@@ -155,9 +155,12 @@ class EchoServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(port: int = 0) -> Iterator[str]:
-    """Run the echo server on 127.0.0.1 for the ``with`` block; yields its base URL."""
-    server = EchoServer(("127.0.0.1", port), EchoHandler)
+def serve(port: int = 0, handler: type[BaseHTTPRequestHandler] = EchoHandler) -> Iterator[str]:
+    """Run a server (the echo server by default) on 127.0.0.1 for the ``with`` block.
+
+    Yields its base URL; other tests' small servers pass their own ``handler``.
+    """
+    server = EchoServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -165,6 +168,7 @@ def serve(port: int = 0) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+        thread.join(timeout=10)
 
 
 def main() -> None:

@@ -106,6 +106,21 @@ class Settings:
         """Settings for one Redis URL, everything else from the environment."""
         return dataclasses.replace(cls.from_env(), redis_url=redis_url, **overrides)
 
+    def to_env(self) -> dict[str, str]:
+        """The ``PMRUNNER_*`` variables that give another process these settings.
+
+        The inverse of ``from_env``: for starting workers, beat or Flower
+        with the same Redis, prefix and networks as this process.
+        """
+        env: dict[str, str] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            text = ",".join(value) if isinstance(value, tuple) else str(value)
+            env["PMRUNNER_" + spec.name.upper()] = text
+        return env
+
     def queue_for(self, network: str) -> str:
         """The Celery queue of a network."""
         return f"net.{network}"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,14 +91,7 @@ class WorkerProcess:
         extra_env: dict[str, str] | None = None,
         prefix: list[str] | None = None,
     ) -> None:
-        env = {
-            **os.environ,
-            "PMRUNNER_REDIS_URL": settings.redis_url,
-            "PMRUNNER_KEY_PREFIX": settings.key_prefix,
-            "PMRUNNER_DEFAULT_NETWORK": settings.default_network,
-            "PMRUNNER_RUN_DEADLINE": str(settings.run_deadline),
-            **(extra_env or {}),
-        }
+        env = {**os.environ, **settings.to_env(), **(extra_env or {})}
         argv = [
             sys.executable,
             "-m",
@@ -152,6 +145,16 @@ class WorkerProcess:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
+    """Poll ``check`` every 0.1 s until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 @pytest.fixture()

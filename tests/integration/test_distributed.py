@@ -17,7 +17,7 @@ from tasks.dispatch import RunRequest, start_run
 from tasks.finalize import wait_for_report
 from tasks.sweep import sweep
 from tests.echo_server import serve
-from tests.integration.conftest import WorkerProcess, in_process_worker
+from tests.integration.conftest import WorkerProcess, in_process_worker, wait_until
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -228,7 +228,7 @@ def test_killed_worker_is_reported_and_the_run_ends_once(
                 options=RunOptions(timeouts=Timeouts(request=30000)),
             ),
         )
-        _wait_until(lambda: any(k.endswith(":started") for k in services.registry.progress(run_id)))
+        wait_until(lambda: any(k.endswith(":started") for k in services.registry.progress(run_id)))
         time.sleep(0.5)
         doomed.kill()
         time.sleep(6)
@@ -240,12 +240,3 @@ def test_killed_worker_is_reported_and_the_run_ends_once(
     message = by_name["slow"]["errors"][0]["message"]
     assert "stopped while running this request" in message and "doomed@" in message
     assert services.store.list(report["collectionId"]).total == 1
-
-
-def _wait_until(check: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")

@@ -96,10 +96,8 @@ def worker_in(
 ) -> subprocess.Popen[Any]:
     env = {
         **os.environ,
+        **settings.to_env(),
         "PMRUNNER_REDIS_URL": bed.redis_url_for(name),
-        "PMRUNNER_KEY_PREFIX": settings.key_prefix,
-        "PMRUNNER_DEFAULT_NETWORK": settings.default_network,
-        "PMRUNNER_NETWORKS_FILE": str(networks),
         "PMRUNNER_NETWORK": name,
         "PYTHONPATH": str(ROOT),
     }
@@ -165,13 +163,7 @@ def start_flower(settings: Settings, port: int) -> subprocess.Popen[bytes]:
             "--address=127.0.0.1",
         ],
         cwd=ROOT,
-        env={
-            **os.environ,
-            "PMRUNNER_REDIS_URL": settings.redis_url,
-            "PMRUNNER_KEY_PREFIX": settings.key_prefix,
-            "PMRUNNER_DEFAULT_NETWORK": settings.default_network,
-            "FLOWER_UNAUTHENTICATED_API": "true",
-        },
+        env={**os.environ, **settings.to_env(), "FLOWER_UNAUTHENTICATED_API": "true"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

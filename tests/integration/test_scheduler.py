@@ -32,7 +32,7 @@ from tasks.monitors import source_for
 from tasks.schedule import dispatch
 from tests.echo_server import serve
 from tests.fakes.fake_postman import FakePostman
-from tests.integration.conftest import ROOT, WorkerProcess, in_process_worker
+from tests.integration.conftest import ROOT, WorkerProcess, in_process_worker, wait_until
 from worker.app import create_app
 from worker.settings import Settings
 
@@ -160,13 +160,7 @@ def _beat(settings: Settings, schedule: Path, env: dict[str, str]) -> subprocess
             "1",
         ],
         cwd=ROOT,
-        env={
-            **os.environ,
-            "PMRUNNER_REDIS_URL": settings.redis_url,
-            "PMRUNNER_KEY_PREFIX": settings.key_prefix,
-            "PMRUNNER_DEFAULT_NETWORK": settings.default_network,
-            **env,
-        },
+        env={**os.environ, **settings.to_env(), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -313,10 +307,12 @@ def test_retries_failure_notice_and_recovery(
     try:
         with in_process_worker(app, [settings.queue_for(settings.default_network)]):
             dispatch(services, source, minute(1))
-            _wait_for(lambda: any(m.get("event") == "monitor.failing" for m in receiver.received))
+            wait_until(lambda: any(m.get("event") == "monitor.failing" for m in receiver.received))
             collection_file.write_text(json.dumps(health_collection("flaky", status=200)))
             dispatch(services, source, minute(2))
-            _wait_for(lambda: any(m.get("event") == "monitor.recovered" for m in receiver.received))
+            wait_until(
+                lambda: any(m.get("event") == "monitor.recovered" for m in receiver.received)
+            )
     finally:
         receiver.close()
     runs = runs_of(services, "coll-flaky")
@@ -329,12 +325,3 @@ def test_retries_failure_notice_and_recovery(
     assert len(reports) == 3 and reports[0]["run"]["info"]["status"] == "failed"
     notices = [m["event"] for m in receiver.received if "event" in m]
     assert notices == ["monitor.failing", "monitor.recovered"]
-
-
-def _wait_for(check: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")

@@ -6,10 +6,9 @@ import io
 import json
 import socket
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import click
@@ -250,15 +249,8 @@ def json_server() -> Iterator[str]:
         "/list.json": (200, b"[1, 2]"),
         "/text": (200, b"not json"),
     }
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _JsonHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve(handler=_JsonHandler) as url:
+        yield url
 
 
 def test_collection_urls_are_fetched(json_server: str) -> None:
