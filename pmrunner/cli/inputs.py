@@ -8,7 +8,6 @@ what was loaded.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from runtime.loading import VariableFile
     from runtime.model import Collection
 
-POSTMAN_API_URL_ENV = "PMRUNNER_POSTMAN_API_URL"  # another API root, e.g. behind a proxy
+POSTMAN_API_URL_ENV = "PMRUNNER_POSTMAN_BASE_URL"  # Settings.postman_base_url
 # A Postman uid (``<owner>-<uuid>``) or id (``<uuid>``); anything else is a file name.
 POSTMAN_UID = re.compile(r"(\d+-)?[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 
@@ -54,16 +53,12 @@ def fetch_json_url(url: str, what: str) -> JSON:
 
 
 def postman_client(api_key: str) -> Any:
-    """A Postman API client; fetching by UID needs the scheduler package."""
-    try:
-        from scheduler.postman import PostmanClient
-    except ImportError:
-        raise InputError(
-            "fetching by UID with --postman-api-key needs the scheduler.postman module,"
-            " which is not installed"
-        ) from None
-    base_url = os.environ.get(POSTMAN_API_URL_ENV)
-    return PostmanClient(api_key=api_key, base_url=base_url) if base_url else PostmanClient(api_key)
+    """A Postman API client, with the base URL and proxy of the settings."""
+    from scheduler.postman import PostmanClient
+    from worker.settings import Settings
+
+    settings = Settings.from_env()
+    return PostmanClient(api_key, base_url=settings.postman_base_url, proxy=settings.proxy)
 
 
 def source_of(text: str, what: str, api_key: str | None) -> Path | JSON:

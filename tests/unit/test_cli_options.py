@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-import sys
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -294,7 +292,7 @@ def test_uids_are_fetched_from_postman_with_the_api_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with FakePostman() as postman:
-        monkeypatch.setenv("PMRUNNER_POSTMAN_API_URL", postman.url)
+        monkeypatch.setenv("PMRUNNER_POSTMAN_BASE_URL", postman.url)
         collection_uid = postman.add_collection(name="From Postman")
         environment_uid = postman.add_environment("Staging", {"host": "127.0.0.1"})
         collection = source_of(collection_uid, "collection", postman.api_key)
@@ -304,14 +302,6 @@ def test_uids_are_fetched_from_postman_with_the_api_key(
     assert isinstance(environment, dict)
     assert environment["name"] == "Staging"
     assert [(v["key"], v["value"]) for v in environment["values"]] == [("host", "127.0.0.1")]
-
-
-def test_fetching_by_uid_without_the_scheduler_module_says_so(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "scheduler.postman", None)  # import now fails
-    with pytest.raises(InputError, match=r"needs the scheduler\.postman module"):
-        source_of(f"1234-{uuid.uuid4()}", "collection", "PMAK-x")
 
 
 # --- exports ---------------------------------------------------------------------------
