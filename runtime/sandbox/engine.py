@@ -161,8 +161,8 @@ class SandboxContext:
 
     def _settle(self, promise: Any, deadline: float) -> list[list[Any]]:
         remaining = max(deadline - time.monotonic(), 0.001)
-        raw = promise.get(timeout=remaining)
-        return [json.loads(text) for text in raw]
+        messages: list[list[Any]] = json.loads(promise.get(timeout=remaining))
+        return messages
 
     # -- executing scripts -----------------------------------------------
 
