@@ -6,7 +6,6 @@ This is what ``pmrunner run`` does; a distributed run executes the same
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 
@@ -17,7 +16,8 @@ from runtime.model import Collection, Item
 from runtime.options import RunOptions
 from runtime.results import Execution, Run, ScriptError, utc_now
 from runtime.sandbox.engine import context_for_this_thread
-from runtime.step import RunState, Step
+from runtime.state import RunState, initial_state, iteration_count
+from runtime.step import Step
 
 
 @dataclass
@@ -46,27 +46,6 @@ def find_item(items: list[Item], target: str) -> int | None:
         if item.name == target:
             return index
     return None
-
-
-def iteration_count(options: RunOptions, iteration_data: list[dict[str, object]] | None) -> int:
-    """newman's rule: -n wins, else one iteration per data row, else one."""
-    if options.iterations:
-        return options.iterations
-    return len(iteration_data) if iteration_data else 1
-
-
-def initial_state(
-    collection: Collection,
-    environment: VariableFile | None,
-    globals: VariableFile | None,
-    count: int,
-) -> RunState:
-    return RunState(
-        environment=copy.deepcopy(environment.values) if environment else [],
-        globals=copy.deepcopy(globals.values) if globals else [],
-        collection_variables=copy.deepcopy(collection.variables),
-        iteration_count=count,
-    )
 
 
 def run_collection(

@@ -13,7 +13,7 @@ errors, timeouts and unsupported auth all end up in the execution's errors.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pmrunner.errors import PmrunnerError, SandboxError
@@ -27,66 +27,9 @@ from runtime.request_builder import build_request
 from runtime.results import Assertion, Execution, RequestRecord, ResponseRecord, ScriptError
 from runtime.sandbox.cookies import ScriptCookieStore
 from runtime.sandbox.engine import SandboxContext, ScriptOutcome
-from runtime.variables import VariableResolver, VariableScope
+from runtime.state import RunState
 
 JSON = dict[str, Any]
-SCOPE_FIELDS = {
-    "environment": "environment",
-    "globals": "globals",
-    "collectionVariables": "collection_variables",
-    "_variables": "local",
-}
-
-
-@dataclass
-class RunState:
-    """The state that flows from one request of a run to the next (JSON-safe).
-
-    local holds ``pm.variables.set`` values, which last for the rest of the run.
-    cookies is the jar, exported, for hand-off between processes.
-    """
-
-    environment: list[JSON] = field(default_factory=list)
-    globals: list[JSON] = field(default_factory=list)
-    collection_variables: list[JSON] = field(default_factory=list)
-    local: list[JSON] = field(default_factory=list)
-    data: JSON = field(default_factory=dict)
-    cookies: list[JSON] = field(default_factory=list)
-    iteration: int = 0
-    iteration_count: int = 1
-
-    def resolver(self) -> VariableResolver:
-        return VariableResolver(
-            local=VariableScope(self.local),
-            data=self.data,
-            environment=VariableScope(self.environment),
-            collection=VariableScope(self.collection_variables),
-            globals=VariableScope(self.globals),
-        )
-
-    def sandbox_scopes(self) -> JSON:
-        return {name: {"values": getattr(self, attr)} for name, attr in SCOPE_FIELDS.items()}
-
-    def absorb(self, outcome: ScriptOutcome) -> None:
-        """Take the scopes a script left, keeping what the sandbox drops.
-
-        The sandbox turns every variable's type into ``any``; a variable that
-        was ``secret`` stays secret here, so reports keep masking it.
-        """
-        for name, values in outcome.scopes.items():
-            attribute = SCOPE_FIELDS[name]
-            setattr(self, attribute, _keep_types(getattr(self, attribute), values))
-
-
-def _keep_types(before: list[JSON], after: list[JSON]) -> list[JSON]:
-    known = {str(entry.get("key")): entry for entry in before}
-    kept = []
-    for entry in after:
-        previous = known.get(str(entry.get("key")))
-        if previous is not None and entry.get("type") in (None, "any") and previous.get("type"):
-            entry = {**entry, "type": previous["type"]}
-        kept.append(entry)
-    return kept
 
 
 @dataclass

@@ -19,11 +19,11 @@ from celery import Celery, chord
 from runtime.loading import VariableFile, load_collection
 from runtime.options import RunOptions, options_to_dict
 from runtime.results import iso, utc_now
-from runtime.runner import initial_state, iteration_count
+from runtime.state import initial_state, iteration_count
 from scheduler.planner import Plan, plan_run
 from store import RunTicket
 from tasks.context import Services
-from tasks.run import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host
+from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host
 from worker.routing import NetworkMap
 
 JSON = dict[str, Any]

@@ -20,7 +20,6 @@ import threading
 import time
 from dataclasses import asdict
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Task, shared_task
 
@@ -29,26 +28,17 @@ from runtime.options import RunOptions
 from runtime.results import Execution, ScriptError
 from runtime.runner import find_item
 from runtime.sandbox.engine import context_for_this_thread
-from runtime.step import RunState, Step
+from runtime.state import RunState
+from runtime.step import Step
 from scheduler.planner import Branch
 from tasks.context import RunContext, Services, contexts
 from tasks.finalize import finalize, is_complete, mark_branch_done
+from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host, step_key
 from worker.metrics import REQUESTS_EXECUTED
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 FINALIZE_POLL_SECONDS = 0.5
-EXECUTE_REQUEST = "pmrunner.execute_request"
-FINALIZE_RUN = "pmrunner.finalize_run"
-
-
-def step_key(branch: str, number: int) -> str:
-    return f"{branch}:{number}"
-
-
-def describe(run_id: str, branch: str, number: int, item_name: str) -> str:
-    """What Flower shows for a step instead of its arguments."""
-    return f"run={run_id} step={branch}:{number} item={item_name!r}"
 
 
 @shared_task(
@@ -261,22 +251,6 @@ def route_for(context: RunContext, item: Any, state: RunState, services: Service
     pinned = item.effective_network() or context.ticket.network_pin
     network = context.networks.network_for(host, pinned)
     return services.settings.queue_for(network)
-
-
-def request_host(request: JSON, state: RunState) -> str:
-    """The host a request goes to, with ``state``'s variables ("" when unknown)."""
-    url = request.get("url")
-    raw = url.get("raw") if isinstance(url, dict) else url
-    if isinstance(url, dict) and not raw:
-        host = url.get("host")
-        raw = ".".join(host) if isinstance(host, list) else str(host or "")
-    text = state.resolver().resolve(str(raw or ""))
-    if "://" not in text:
-        text = "http://" + text
-    try:
-        return (urlsplit(text).hostname or "").lower()
-    except ValueError:
-        return ""
 
 
 def _branch(context: RunContext, key: str) -> Branch:

@@ -14,17 +14,20 @@ the signer of its type, or None when the request goes without auth.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from pmrunner.errors import CollectionFormatError, UnsupportedAuthError
-from runtime.auth.awsv4 import AwsV4Signer
 from runtime.auth.base import Signer
-from runtime.auth.digest import DigestSigner
-from runtime.auth.hawk import HawkSigner
-from runtime.auth.oauth1 import OAuth1Signer
 from runtime.auth.params import AuthParams, Resolve
-from runtime.auth.simple import ApiKeySigner, BasicSigner, BearerSigner, OAuth2Signer
+
+if TYPE_CHECKING:
+    from runtime.auth.awsv4 import AwsV4Signer
+    from runtime.auth.digest import DigestSigner
+    from runtime.auth.hawk import HawkSigner
+    from runtime.auth.oauth1 import OAuth1Signer
+    from runtime.auth.simple import ApiKeySigner, BasicSigner, BearerSigner, OAuth2Signer
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -41,15 +44,17 @@ __all__ = [
     "signer_for",
 ]
 
-_BUILDERS: dict[str, Callable[[AuthParams], Signer]] = {
-    "basic": BasicSigner.from_params,
-    "bearer": BearerSigner.from_params,
-    "apikey": ApiKeySigner.from_params,
-    "digest": DigestSigner.from_params,
-    "oauth1": OAuth1Signer.from_params,
-    "oauth2": OAuth2Signer.from_params,
-    "hawk": HawkSigner.from_params,
-    "awsv4": AwsV4Signer.from_params,
+# type -> (module, class). Modules load on first use: oauth1 pulls in oauthlib
+# and its crypto, which every run without OAuth 1.0 would otherwise pay for.
+_BUILDERS: dict[str, tuple[str, str]] = {
+    "basic": ("runtime.auth.simple", "BasicSigner"),
+    "bearer": ("runtime.auth.simple", "BearerSigner"),
+    "apikey": ("runtime.auth.simple", "ApiKeySigner"),
+    "digest": ("runtime.auth.digest", "DigestSigner"),
+    "oauth1": ("runtime.auth.oauth1", "OAuth1Signer"),
+    "oauth2": ("runtime.auth.simple", "OAuth2Signer"),
+    "hawk": ("runtime.auth.hawk", "HawkSigner"),
+    "awsv4": ("runtime.auth.awsv4", "AwsV4Signer"),
 }
 SUPPORTED_TYPES = frozenset(_BUILDERS)
 _NO_AUTH_TYPES = (None, "", "noauth", "inherit")
@@ -78,7 +83,17 @@ def signer_for(auth: Mapping[str, Any] | None, resolve: Resolve) -> Signer | Non
         return None
     if not isinstance(auth_type, str):
         raise CollectionFormatError(f"auth 'type' must be a string, not {auth_type!r}")
-    builder = _BUILDERS.get(auth_type)
-    if builder is None:
+    where = _BUILDERS.get(auth_type)
+    if where is None:
         raise UnsupportedAuthError(f"unsupported auth type '{auth_type}'")
-    return builder(AuthParams.from_auth(auth, resolve))
+    signer_class = getattr(importlib.import_module(where[0]), where[1])
+    signer: Signer = signer_class.from_params(AuthParams.from_auth(auth, resolve))
+    return signer
+
+
+def __getattr__(name: str) -> Any:
+    """The signer classes, loaded on first use (``from runtime.auth import OAuth1Signer``)."""
+    for module, class_name in _BUILDERS.values():
+        if class_name == name:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module 'runtime.auth' has no attribute {name!r}")
