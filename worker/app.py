@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from worker.backend import backend_url
 from worker.settings import Settings
 
 TASK_MODULES = ["tasks.run", "tasks.sweep", "tasks.notify", "tasks.schedule"]
@@ -18,7 +19,7 @@ TASK_MODULES = ["tasks.run", "tasks.sweep", "tasks.notify", "tasks.schedule"]
 def create_app(settings: Settings | None = None) -> Celery:
     """A configured Celery app for ``settings`` (from the environment by default)."""
     settings = settings or Settings.from_env()
-    app = Celery("pmrunner", broker=settings.redis_url, backend=settings.redis_url)
+    app = Celery("pmrunner", broker=settings.redis_url, backend=backend_url(settings.redis_url))
     app.conf.update(
         include=TASK_MODULES,
         task_default_queue=settings.queue_for(settings.default_network),

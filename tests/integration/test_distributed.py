@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ from tasks.dispatch import RunRequest, start_run
 from tasks.finalize import wait_for_report
 from tasks.sweep import sweep
 from tests.echo_server import serve
-from tests.integration.conftest import WorkerProcess, in_process_worker, wait_until
+from tests.integration.conftest import ROOT, WorkerProcess, in_process_worker, wait_until
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -240,3 +243,35 @@ def test_killed_worker_is_reported_and_the_run_ends_once(
     message = by_name["slow"]["errors"][0]["message"]
     assert "stopped while running this request" in message and "doomed@" in message
     assert services.store.list(report["collectionId"]).total == 1
+
+
+def test_a_dispatching_process_exits_cleanly(settings: Settings, base_url: str) -> None:
+    """Sending a run subscribes to no result channel, so exiting prints nothing."""
+    script = (
+        "from runtime.loading import VariableFile\n"
+        "from tasks.dispatch import RunRequest, start_run\n"
+        "from worker.app import create_app\n"
+        "from worker.settings import Settings\n"
+        "app = create_app(Settings.from_env())\n"
+        f"collection = {collection(item('one', 'GET', base_url + '/get'))!r}\n"
+        "start_run(app, RunRequest(collection, VariableFile('e', None, [])))\n"
+        "assert app.backend.result_consumer._pubsub is None, 'subscribed to results'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+def test_waiting_on_a_celery_result_still_works(app: Celery, settings: Settings) -> None:
+    """The result backend subscribes lazily, when something waits."""
+    queue = settings.queue_for(settings.default_network)
+    with in_process_worker(app, [queue]):
+        result = app.send_task("pmrunner.finalize_run", ("no-such-run",), queue=queue)
+        assert result.get(timeout=20) is None
