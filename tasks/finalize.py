@@ -17,7 +17,6 @@ from runtime.results import Execution, Run, ScriptError, parse_iso, utc_now
 from scheduler.planner import Branch, Plan
 from store import RunTicket
 from tasks.context import Services
-from worker.metrics import RUNS_FINISHED, RUNS_SWEPT
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -56,6 +55,9 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
         monitor=ticket.monitor,
     )
     services.store.save(report)
+    # Imported here: waiting for a report (the CLI) needs no metrics.
+    from worker.metrics import RUNS_FINISHED, RUNS_SWEPT
+
     RUNS_FINISHED.labels(report["status"], ticket.source).inc()
     if swept:
         RUNS_SWEPT.inc()
