@@ -171,9 +171,11 @@ class Step:
             signer = signer_for(auth, resolver.resolve)
             response = self.client.send(outgoing, behavior=behavior, signer=signer)
         except PmrunnerError as error:
-            execution.errors.append(ScriptError("request", _error_name(error), str(error)))
+            secrets = resolver.secret_values() | (outgoing.secrets if outgoing else set())
+            message = mask(str(error), secrets)
+            execution.errors.append(ScriptError("request", _error_name(error), message))
             if outgoing is not None:
-                execution.request = _request_record(outgoing, resolver.secret_values())
+                execution.request = _request_record(outgoing, secrets)
             return outgoing, None
         secrets = resolver.secret_values() | outgoing.secrets
         execution.request = _request_record(outgoing, secrets)

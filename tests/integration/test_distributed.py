@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -275,3 +276,30 @@ def test_waiting_on_a_celery_result_still_works(app: Celery, settings: Settings)
     with in_process_worker(app, [queue]):
         result = app.send_task("pmrunner.finalize_run", ("no-such-run",), queue=queue)
         assert result.get(timeout=20) is None
+
+
+def test_secrets_stay_out_of_stored_reports(app: Celery, settings: Settings, base_url: str) -> None:
+    token, key = "tok-5ecret-value", "key-5ecret-value"
+    request = item(
+        "with secrets",
+        "GET",
+        "{{baseUrl}}/headers?api_key={{apiKey}}",
+        tests='pm.test("sent", () => pm.expect(pm.response.json().headers.authorization)'
+        '.to.equal("Bearer " + pm.environment.get("token")));',
+    )
+    request["request"]["auth"] = {
+        "type": "bearer",
+        "bearer": [{"key": "token", "value": "{{token}}", "type": "string"}],
+    }
+    request["request"]["header"] = [{"key": "X-Api-Key", "value": "{{apiKey}}"}]
+    queue = settings.queue_for(settings.default_network)
+    with in_process_worker(app, [queue]):
+        report = run_and_wait(
+            app, RunRequest(collection(request), environment(base_url, token=token, apiKey=key))
+        )
+    stored = json.dumps(report)
+    assert outcomes(report) == [("with secrets", [("sent", True)])]
+    assert token not in stored and key not in stored
+    sent = dict(report["run"]["executions"][0]["request"]["headers"])
+    assert sent["Authorization"] == "Bearer ********"
+    assert sent["X-Api-Key"] == "********"
