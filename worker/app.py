@@ -27,9 +27,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         task_track_started=False,
         task_send_sent_event=False,
-        # Task events cost every task a few publishes; Flower switches them on
-        # while it runs (its enable_events), and `celery worker -E` does too.
-        worker_send_task_events=False,
+        worker_send_task_events=True,  # for Flower
         worker_prefetch_multiplier=1,
         worker_pool="threads",
         worker_concurrency=32,
