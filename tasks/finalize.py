@@ -122,7 +122,7 @@ def assemble_run(
                 else (execution.iteration, order.get(execution.item_id, 0), step_number)
             )
             ordered.append((rank, execution))
-        for execution in _missing(branch, results, progress, ticket, started):
+        for execution in _missing(branch, results, progress, ticket):
             ordered.append(
                 ((execution.iteration, order.get(execution.item_id, 0), 1 << 30), execution)
             )
@@ -163,13 +163,18 @@ def _missing(
     results: dict[str, JSON],
     progress: dict[str, Any],
     ticket: RunTicket,
-    started: Any,
 ) -> list[Execution]:
     """Steps a branch should have run but did not, each with the reason."""
     number = 0
     while f"{branch.key}:{number}" in results:
         number += 1
     last = results.get(f"{branch.key}:{number - 1}") if number else None
+    if last is not None and last.get("aborted"):
+        reason = f"not run: step {number - 1} of its sequence failed inside pmrunner"
+        if branch.dynamic:
+            return []  # where a dynamic branch would have gone is unknown
+        refs = [(ref.item_id, ref.iteration) for ref in branch.steps[number:]]
+        return [_missing_execution(ticket, item_id, n, reason) for item_id, n in refs]
     if last is not None and last.get("next") is None:
         return []  # the branch ended (its last step, bail, or setNextRequest(null))
     key = f"{branch.key}:{number}"
@@ -180,14 +185,15 @@ def _missing(
         refs = [(item_id, int(cursor.get("iteration", 0)))]
     else:
         refs = [(ref.item_id, ref.iteration) for ref in branch.steps[number:]]
-    missing = []
-    for item_id, iteration in refs:
-        execution = Execution(
-            id=0, item_id=item_id, item_name=_item_name(ticket, item_id), iteration=iteration
-        )
-        execution.errors.append(ScriptError("request", "RunIncomplete", reason))
-        missing.append(execution)
-    return missing
+    return [_missing_execution(ticket, item_id, n, reason) for item_id, n in refs]
+
+
+def _missing_execution(ticket: RunTicket, item_id: str, iteration: int, reason: str) -> Execution:
+    execution = Execution(
+        id=0, item_id=item_id, item_name=_item_name(ticket, item_id), iteration=iteration
+    )
+    execution.errors.append(ScriptError("request", "RunIncomplete", reason))
+    return execution
 
 
 def _why_missing(key: str, progress: dict[str, Any], ticket: RunTicket) -> str:

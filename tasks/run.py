@@ -64,7 +64,9 @@ def execute_request(self: Task, run_id: str, branch_key: str, number: int, curso
         successor, ended = _run_step(self, services, run_id, branch_key, number, cursor, queue)
     except Exception as error:
         log.exception("step %s of run %s failed inside pmrunner", key, run_id)
-        _record_internal_error(services, run_id, key, error, self.request.hostname, queue)
+        _record_internal_error(
+            services, run_id, branch_key, number, cursor, error, self.request.hostname, queue
+        )
         successor, ended = None, True
     if successor is not None:
         raise self.replace(successor)
@@ -283,21 +285,37 @@ def _network_of(queue: str, services: Services) -> str | None:
 
 
 def _record_internal_error(
-    services: Services, run_id: str, key: str, error: Exception, worker: str | None, queue: str
+    services: Services,
+    run_id: str,
+    branch_key: str,
+    number: int,
+    cursor: JSON,
+    error: Exception,
+    worker: str | None,
+    queue: str,
 ) -> None:
+    """Record a step that failed inside pmrunner; its branch stops there (``aborted``)."""
+    key = step_key(branch_key, number)
+    item_id, item_name, iteration = "", "(step failed)", int(cursor.get("iteration", 0))
+    context = contexts.get(run_id)
+    if context is not None:
+        try:
+            item_id, iteration = _position(context, _branch(context, branch_key), cursor)
+            item_name = context.item(item_id).name
+        except Exception:
+            log.debug("no item for failed step %s of run %s", key, run_id)
     execution = Execution(
         id=0,
-        item_id="",
-        item_name="(step failed)",
-        iteration=0,
+        item_id=item_id,
+        item_name=item_name,
+        iteration=iteration,
         worker=worker,
         network=_network_of(queue, services),
     )
     execution.errors.append(ScriptError("internal", type(error).__name__, str(error)))
+    result = {"executions": [execution.to_dict()], "next": None, "aborted": True}
     try:
-        services.registry.record_step(
-            run_id, key, {"executions": [execution.to_dict()], "next": None}
-        )
+        services.registry.record_step(run_id, key, result)
     except Exception:
         log.exception("could not record the failure of step %s of run %s", key, run_id)
 

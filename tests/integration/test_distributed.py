@@ -303,3 +303,24 @@ def test_secrets_stay_out_of_stored_reports(app: Celery, settings: Settings, bas
     sent = dict(report["run"]["executions"][0]["request"]["headers"])
     assert sent["Authorization"] == "Bearer ********"
     assert sent["X-Api-Key"] == "********"
+
+
+def test_a_step_that_fails_inside_pmrunner_is_reported_with_what_it_stopped(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    first = item("first", "POST", "{{baseUrl}}/post")
+    second = item("second", "GET", "{{baseUrl}}/get")
+    services = Services.of(app)
+    run_id = start_run(app, RunRequest(collection(first, second), environment(base_url)))
+    ticket = services.registry.ticket(run_id)
+    assert ticket is not None
+    services.registry.redis.delete(services.registry.keys.collection(ticket.collection_digest))
+    with in_process_worker(app, [settings.queue_for(settings.default_network)]):
+        report = wait_for_report(services, run_id, 30)
+    assert report is not None
+    executions = report["run"]["executions"]
+    assert [e["errors"][0]["kind"] for e in executions] == ["internal", "request"]
+    assert "no longer cached" in executions[0]["errors"][0]["message"]
+    assert executions[1]["item_name"] == "second"
+    assert "failed inside pmrunner" in executions[1]["errors"][0]["message"]
+    assert report["status"] == "failed"
