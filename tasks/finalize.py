@@ -80,13 +80,22 @@ def _announce(services: Services, report: JSON, ticket: RunTicket) -> None:
 
 
 def wait_for_report(services: Services, run_id: str, timeout: float) -> JSON | None:
-    """Block until the run's report is stored (or ``timeout`` seconds pass)."""
+    """Block until the run's report is stored (or ``timeout`` seconds pass).
+
+    A run still unreported at its deadline is finalized here, as the sweeper
+    would: whoever waits gets a report even where no beat runs a sweeper.
+    """
     key = services.registry.keys.run_finished(run_id)
     deadline = time.monotonic() + timeout
+    ticket = services.registry.ticket(run_id)
     while True:
         report = services.store.get(run_id)
         if report is not None:
             return report
+        if ticket is not None and time.time() > ticket.deadline:
+            finalize(services, run_id, swept=True)
+            ticket = None  # finalized here or by someone else: the store has it now
+            continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return None

@@ -324,3 +324,18 @@ def test_a_step_that_fails_inside_pmrunner_is_reported_with_what_it_stopped(
     assert executions[1]["item_name"] == "second"
     assert "failed inside pmrunner" in executions[1]["errors"][0]["message"]
     assert report["status"] == "failed"
+
+
+def test_waiting_past_the_deadline_reports_without_a_sweeper(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    stranded = item("stranded", "GET", "{{baseUrl}}/get", **{"x-pmrunner-network": "nowhere"})
+    services = Services.of(app)
+    run_id = start_run(
+        app, RunRequest(collection(stranded), environment(base_url), deadline_seconds=1)
+    )
+    started = time.monotonic()
+    report = wait_for_report(services, run_id, 20)
+    assert report is not None and time.monotonic() - started < 10
+    error = report["run"]["executions"][0]["errors"][0]
+    assert "no worker consumed net.nowhere" in error["message"]
