@@ -57,6 +57,11 @@ class Settings:
         backfill_slots: after downtime, run at most this many missed slots (0: none).
         metrics_port: serve Prometheus metrics on this port (0: off).
         extra_ca_certs: extra trusted CA certificates (PEM) for monitor runs.
+        api_key: the key clients of the HTTP API send (``x-api-key``); never logged.
+        api_host: the address ``pmrunner api`` listens on.
+        api_port: the port ``pmrunner api`` listens on.
+        api_rate_limit: requests per minute the HTTP API accepts from one client
+            (one API key, or one address); 0 for no limit.
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -85,6 +90,10 @@ class Settings:
     backfill_slots: int = 0
     metrics_port: int = 0
     extra_ca_certs: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_rate_limit: int = 300
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

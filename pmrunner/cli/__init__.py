@@ -2,7 +2,8 @@
 
 - ``pmrunner run COLLECTION``: a drop-in for ``newman run`` (``--distributed``
   sends the run to the workers);
-- ``pmrunner runner start``: a worker with its scheduler, running monitors.
+- ``pmrunner runner start``: a worker with its scheduler, running monitors;
+- ``pmrunner api``: the HTTP API.
 
 Bad input prints one ``error: ...`` line and exits 1; a usage error (an
 unknown option, a missing argument) keeps click's exit 2.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import click
 
 from pmrunner import __version__
+from pmrunner.cli.api import api_command
 from pmrunner.cli.distributed import execute_distributed, replay
 from pmrunner.cli.exports import exported_variable, variable_export, write_exports, write_json
 from pmrunner.cli.inputs import (
@@ -56,6 +58,7 @@ __all__ = [
     "RunCommand",
     "RunInputs",
     "RunSettings",
+    "api_command",
     "apply_overrides",
     "bail_enabled",
     "color_mode",
@@ -98,6 +101,7 @@ def pmrunner() -> None:
 
 pmrunner.add_command(run_command)
 pmrunner.add_command(runner_group)
+pmrunner.add_command(api_command)
 
 
 def main() -> None:
