@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from typing import Any
 
 import uvicorn
@@ -57,6 +58,23 @@ def build_server(app: Any, *, log_config: dict[str, Any] | None = None) -> uvico
         timeout_keep_alive=5,
     )
     return uvicorn.Server(config)
+
+
+def serve_api_in_background(settings: Settings) -> threading.Thread:
+    """Serve the API from a daemon thread (``pmrunner runner start``).
+
+    Binds first, so a taken address fails the caller at once. The thread
+    ends with the process; uvicorn leaves signal handling to the main thread.
+    """
+    app = create_api(settings)
+    sock = listening_socket(settings.api_host, settings.api_port)
+    log.info("serving the HTTP API on http://%s:%d", settings.api_host, sock.getsockname()[1])
+    server = build_server(app)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="pmrunner-api", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def serve_api(

@@ -2,7 +2,9 @@
 
 One process runs a Celery worker (threads pool) with the scheduler embedded:
 it polls the monitor source (Postman, or a local ``monitors.yaml``), starts
-each due run and executes the requests of the queues it consumes. More
+each due run and executes the requests of the queues it consumes. With
+``PMRUNNER_API_KEY`` set it also serves the HTTP API (``PMRUNNER_API_HOST``,
+``PMRUNNER_API_PORT``). More
 workers on other hosts (``celery -A worker worker -Q net.<name>``) take the
 queues of their networks.
 
@@ -211,6 +213,10 @@ def start_command(**params: Any) -> None:
         queues = consumed_queues(settings, params["queues"])
         if settings.metrics_port > 0:
             start_metrics(settings.metrics_port)
+        if settings.api_key:
+            from api.server import serve_api_in_background
+
+            serve_api_in_background(settings)
         exit_code = run_worker(settings, queues, params["concurrency"])
     except PmrunnerError as error:
         raise CommandError(str(error)) from None

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 import trustme
 from celery import Celery
 from click.testing import CliRunner, Result
@@ -125,6 +126,9 @@ class Runner:
         return True
 
 
+API_KEY = "api-key-for-the-runner-test"
+
+
 @pytest.fixture()
 def runners(settings: Settings) -> Iterator[list[Runner]]:
     started: list[Runner] = []
@@ -152,7 +156,7 @@ def test_monitors_file_runs_on_schedule_with_metrics_and_extra_ca(
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     (tmp_path / "health.json").write_text(json.dumps(health_collection("every-second")))
-    port = free_port()
+    port, api_port = free_port(), free_port()
     services = Services.of(app)
     with https_echo(ca) as base_url:
         monitors = write_monitors(
@@ -184,12 +188,23 @@ def test_monitors_file_runs_on_schedule_with_metrics_and_extra_ca(
                 str(port),
             ],
             tmp_path / "runner.log",
-            {},
+            {"PMRUNNER_API_KEY": API_KEY, "PMRUNNER_API_PORT": str(api_port)},
         )
         runners.append(runner)
         runner.wait_for(lambda: len(stored_runs(services, "coll-every-second")) >= 2)
         metrics = metrics_text(port)
+        api = f"http://127.0.0.1:{api_port}"
+        listed = requests.get(
+            f"{api}/collections/coll-every-second/runs", headers={"x-api-key": API_KEY}, timeout=10
+        )
+        ran = requests.post(
+            f"{api}/monitors/every-second/run", headers={"x-api-key": API_KEY}, timeout=60
+        )
         exit_code = runner.terminate()
+    assert listed.status_code == 200 and listed.json()["meta"]["total"] >= 2
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["run"]["info"]["status"] == "success"
+    assert API_KEY not in runner.output()
     runs = stored_runs(services, "coll-every-second")
     assert [run["status"] for run in runs] == ["finished"] * len(runs), runs[0]
     assert all(run["monitor"]["uid"] == "every-second" for run in runs)
