@@ -91,25 +91,11 @@ def environment() -> dict[str, str]:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    from worker.app import worker_command
+
+    queue = "net." + env["PMRUNNER_DEFAULT_NETWORK"]
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "-Q",
-            "net." + env["PMRUNNER_DEFAULT_NETWORK"],
-            "-P",
-            "threads",
-            "-c",
-            "32",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "WARNING",
-        ],
+        worker_command([queue], concurrency=32),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

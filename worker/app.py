@@ -8,6 +8,8 @@ own deadlines, since the threads pool has no Celery time limits.
 
 from __future__ import annotations
 
+import sys
+
 from celery import Celery
 
 from worker.backend import backend_url
@@ -56,6 +58,27 @@ def create_app(settings: Settings | None = None) -> Celery:
     )
     app.pmrunner_settings = settings
     return app
+
+
+def worker_command(
+    queues: list[str], *, concurrency: int = 32, name: str | None = None, events: bool = False
+) -> list[str]:
+    """The command line of a request worker consuming ``queues``, in this interpreter.
+
+    Parameters:
+        queues: Celery queues (``net.<name>``).
+        concurrency: threads.
+        name: the worker's node name (``net-a@%h``); Celery's default when None.
+        events: send task events from the start (Flower also turns them on).
+    """
+    argv = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", ",".join(queues)]
+    argv += ["-P", "threads", "-c", str(concurrency), "--without-gossip", "--without-mingle"]
+    argv += ["-l", "WARNING"]
+    if name:
+        argv += ["-n", name]
+    if events:
+        argv.append("-E")
+    return argv
 
 
 app = create_app()

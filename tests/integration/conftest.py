@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from celery.contrib.testing.worker import start_worker
 import tasks.notify
 import tasks.run
 import tasks.sweep  # noqa: F401
-from worker.app import create_app
+from worker.app import create_app, worker_command
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,26 +91,7 @@ class WorkerProcess:
         prefix: list[str] | None = None,
     ) -> None:
         env = {**os.environ, **settings.to_env(), **(extra_env or {})}
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "-Q",
-            ",".join(queues),
-            "-P",
-            "threads",
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "WARNING",
-        ]
+        argv = worker_command(queues, concurrency=concurrency, name=f"{name}@%h")
         self.name = name
         self.process = subprocess.Popen(
             [*(prefix or []), *argv],

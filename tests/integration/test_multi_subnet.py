@@ -32,7 +32,7 @@ from tasks.dispatch import RunRequest, start_run
 from tasks.finalize import wait_for_report
 from tests.integration.conftest import ROOT, in_process_worker
 from tests.netns import NetnsBed
-from worker.app import create_app
+from worker.app import create_app, worker_command
 from worker.settings import Settings
 
 pytest_plugins = ("tests.netns",)
@@ -101,25 +101,7 @@ def worker_in(
         "PMRUNNER_NETWORK": name,
         "PYTHONPATH": str(ROOT),
     }
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker",
-        "worker",
-        "-Q",
-        f"net.{name}",
-        "-P",
-        "threads",
-        "-c",
-        "4",
-        "-n",
-        f"net-{name}@%h",
-        "-E",
-        "-l",
-        "WARNING",
-    ]
+    argv = worker_command([f"net.{name}"], concurrency=4, name=f"net-{name}@%h", events=True)
     log = open(bed.temp_dir / f"worker-{name}.log", "wb")  # noqa: SIM115 - closed by the bed's teardown
     return bed.popen(name, argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
