@@ -9,6 +9,7 @@ own deadlines, since the threads pool has no Celery time limits.
 from __future__ import annotations
 
 import sys
+from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 
@@ -18,10 +19,28 @@ from worker.settings import Settings
 TASK_MODULES = ["tasks.run", "tasks.sweep", "tasks.notify", "tasks.schedule"]
 
 
+def celery_urls(redis_url: str) -> tuple[str, str]:
+    """Celery's broker and result-backend URLs for pmrunner's Redis URL.
+
+    ``redis://`` and ``rediss://`` URLs serve as they are. A ``unix://``
+    socket (the embedded Redis) is spelled differently by kombu
+    (``redis+socket://``) and by Celery's backend (``socket://``).
+    """
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url, backend_url(redis_url)
+    db = parse_qs(parts.query).get("db", ["0"])[0]
+    return (
+        f"redis+socket://{parts.path}?virtual_host={db}",
+        backend_url(f"socket://{parts.path}?db={db}"),
+    )
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     """A configured Celery app for ``settings`` (from the environment by default)."""
     settings = settings or Settings.from_env()
-    app = Celery("pmrunner", broker=settings.redis_url, backend=backend_url(settings.redis_url))
+    broker, backend = celery_urls(settings.redis_url)
+    app = Celery("pmrunner", broker=broker, backend=backend)
     app.conf.update(
         include=TASK_MODULES,
         task_default_queue=settings.queue_for(settings.default_network),

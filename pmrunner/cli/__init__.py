@@ -48,6 +48,7 @@ from pmrunner.cli.options import (
 from pmrunner.cli.output import CommandError, use_color
 from pmrunner.cli.run import execute, parse_run_options, run_command
 from pmrunner.cli.runner import runner_group, start_command
+from pmrunner.cli.up import up_command
 
 __all__ = [
     "BAIL_MODIFIERS",
@@ -85,6 +86,7 @@ __all__ = [
     "settings_from_params",
     "source_of",
     "start_command",
+    "up_command",
     "use_color",
     "variable_export",
     "whole_number",
@@ -102,6 +104,7 @@ def pmrunner() -> None:
 pmrunner.add_command(run_command)
 pmrunner.add_command(runner_group)
 pmrunner.add_command(api_command)
+pmrunner.add_command(up_command)
 
 
 def main() -> None:

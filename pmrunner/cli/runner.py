@@ -16,6 +16,7 @@ error messages name options, not values.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,67 +149,88 @@ def runner_group() -> None:
     """Run monitors in this process: a worker with its scheduler."""
 
 
+_RUNNER_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    click.option(
+        "--id",
+        "runner_id",
+        metavar="ID",
+        help="This runner's id: names the worker (ID@host) and, with --key and no other"
+        " selection, selects the monitors whose name contains [ID].",
+    ),
+    click.option(
+        "--key",
+        metavar="KEY",
+        help="Postman API key used to read monitors, collections and environments"
+        " (default: PMRUNNER_POSTMAN_API_KEY). Never printed.",
+    ),
+    click.option("--proxy", metavar="URL", help="Proxy for calls to the Postman API."),
+    click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on /metrics."),
+    click.option(
+        "--metrics-port",
+        type=click.IntRange(1, 65535),
+        default=DEFAULT_METRICS_PORT,
+        show_default=True,
+        metavar="N",
+        help="Port of the metrics server (with --metrics).",
+    ),
+    click.option(
+        "--ssl-extra-ca-certs",
+        metavar="PATH",
+        help="Extra trusted CA certificates (PEM) for the monitors' requests.",
+    ),
+    click.option(
+        "--monitor",
+        "monitors",
+        multiple=True,
+        metavar="UID",
+        help="Run this Postman monitor (repeatable).",
+    ),
+    click.option("--workspace", metavar="ID", help="Run the monitors of this Postman workspace."),
+    click.option("--marker", metavar="TEXT", help="Run the monitors whose name contains TEXT."),
+    click.option(
+        "--monitors-file",
+        metavar="PATH",
+        help="Run the monitors of this monitors.yaml instead of Postman's (no --key needed).",
+    ),
+    click.option(
+        "--queues",
+        metavar="NET,...",
+        help="Network queues this process consumes besides the default network's, comma"
+        " separated (net.a,net.b).",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(min=1),
+        default=DEFAULT_CONCURRENCY,
+        show_default=True,
+        metavar="N",
+        help="Requests this process runs at the same time.",
+    ),
+]
+
+
+def runner_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``runner start``, shared with ``up``."""
+    for option in reversed(_RUNNER_OPTIONS):
+        command = option(command)
+    return command
+
+
 @runner_group.command("start")
-@click.option(
-    "--id",
-    "runner_id",
-    metavar="ID",
-    help="This runner's id: names the worker (ID@host) and, with --key and no other"
-    " selection, selects the monitors whose name contains [ID].",
-)
-@click.option(
-    "--key",
-    metavar="KEY",
-    help="Postman API key used to read monitors, collections and environments"
-    " (default: PMRUNNER_POSTMAN_API_KEY). Never printed.",
-)
-@click.option("--proxy", metavar="URL", help="Proxy for calls to the Postman API.")
-@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics on /metrics.")
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(1, 65535),
-    default=DEFAULT_METRICS_PORT,
-    show_default=True,
-    metavar="N",
-    help="Port of the metrics server (with --metrics).",
-)
-@click.option(
-    "--ssl-extra-ca-certs",
-    metavar="PATH",
-    help="Extra trusted CA certificates (PEM) for the monitors' requests.",
-)
-@click.option(
-    "--monitor",
-    "monitors",
-    multiple=True,
-    metavar="UID",
-    help="Run this Postman monitor (repeatable).",
-)
-@click.option("--workspace", metavar="ID", help="Run the monitors of this Postman workspace.")
-@click.option("--marker", metavar="TEXT", help="Run the monitors whose name contains TEXT.")
-@click.option(
-    "--monitors-file",
-    metavar="PATH",
-    help="Run the monitors of this monitors.yaml instead of Postman's (no --key needed).",
-)
-@click.option(
-    "--queues",
-    metavar="NET,...",
-    help="Network queues this process consumes besides the default network's, comma"
-    " separated (net.a,net.b).",
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(min=1),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    metavar="N",
-    help="Requests this process runs at the same time.",
-)
+@runner_options
 def start_command(**params: Any) -> None:
     """Start a runner: poll the monitors, run them when due, execute their requests."""
+    raise click.exceptions.Exit(serve_runner(params))
+
+
+def serve_runner(params: dict[str, Any], **settings_overrides: Any) -> int:
+    """Run the worker, its scheduler, and the API and metrics when asked; the exit code.
+
+    ``settings_overrides`` replace settings fields after the options are applied
+    (``pmrunner up`` points ``redis_url`` at its embedded Redis).
+    """
     try:
-        settings = configured_settings(params)
+        settings = dataclasses.replace(configured_settings(params), **settings_overrides)
         check_source(settings)
         queues = consumed_queues(settings, params["queues"])
         if settings.metrics_port > 0:
@@ -217,7 +239,6 @@ def start_command(**params: Any) -> None:
             from api.server import serve_api_in_background
 
             serve_api_in_background(settings)
-        exit_code = run_worker(settings, queues, params["concurrency"])
+        return run_worker(settings, queues, params["concurrency"])
     except PmrunnerError as error:
         raise CommandError(str(error)) from None
-    raise click.exceptions.Exit(exit_code)

