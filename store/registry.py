@@ -72,6 +72,23 @@ class RunTicket:
         return cls(**json.loads(text))
 
 
+# KEYS: results, states, progress. ARGV: step key, result, branch key, state,
+# expiry, hand-off field ("" for none), next queue.
+_FINISH_STEP = """
+local recorded = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+local handed = 0
+if recorded == 1 then
+    redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+    if ARGV[6] ~= '' then
+        handed = redis.call('HSETNX', KEYS[3], ARGV[6], ARGV[7])
+        redis.call('EXPIRE', KEYS[3], ARGV[5])
+    end
+end
+return {recorded, handed}
+"""
+
+
 @dataclass
 class StepStart:
     """What ``begin_step`` read for a step."""
@@ -89,6 +106,7 @@ class RunRegistry:
     def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
         self.redis = client
         self.keys = keys or Keys()
+        self._finish = client.register_script(_FINISH_STEP)
 
     # -- collections ------------------------------------------------------
 
@@ -117,37 +135,15 @@ class RunRegistry:
         pipe.zadd(self.keys.active_runs(), {ticket.run_id: ticket.deadline})
         pipe.execute()
 
-    def update_ticket(self, ticket: RunTicket) -> None:
-        key = self.keys.run(ticket.run_id)
-        self.redis.set(key, ticket.to_json(), keepttl=True)
-
     def ticket(self, run_id: str) -> RunTicket | None:
         raw = self.redis.get(self.keys.run(run_id))
         return RunTicket.from_json(raw) if raw else None
-
-    def state(self, run_id: str, name: str) -> JSON | None:
-        """A branch's latest variable state, or ``initial``."""
-        raw = self.redis.hget(self.keys.run_states(run_id), name)
-        return json.loads(raw) if raw else None
-
-    def save_state(self, run_id: str, name: str, state: JSON) -> None:
-        self.redis.hset(self.keys.run_states(run_id), name, json.dumps(state))
 
     def states(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_states(run_id))
         return {text(k): json.loads(v) for k, v in raw.items()}
 
     # -- steps --------------------------------------------------------------
-
-    def start_step(self, run_id: str, step_key: str, worker: str, queue: str) -> int:
-        """Note that a step started; return its attempt number (2+ is a re-delivery)."""
-        progress = self.keys.run_progress(run_id)
-        pipe = self.redis.pipeline()
-        pipe.hincrby(progress, f"{step_key}:attempts", 1)
-        pipe.hset(progress, f"{step_key}:started", json.dumps({"worker": worker, "queue": queue}))
-        pipe.expire(progress, KEEP_AFTER_DEADLINE * 2)
-        attempts = pipe.execute()[0]
-        return int(attempts)
 
     def claim_handoff(self, run_id: str, step_key: str, queue: str) -> bool:
         """Claim the sending of a step (once), noting the queue it goes to."""
@@ -217,23 +213,28 @@ class RunRegistry:
         """Record a step's result and state and claim its successor, in one round trip.
 
         Returns (recorded, handed): recorded is False for a duplicate delivery
-        whose twin got there first; handed is True when this call claimed the
-        sending of the next step (``handoff`` = its step key and queue).
+        whose twin got there first (then neither its state nor a hand-off is
+        written); handed is True when this call claimed the sending of the
+        next step (``handoff`` = its step key and queue). Atomic, in Lua.
         """
-        results = self.keys.run_results(run_id)
-        progress = self.keys.run_progress(run_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hsetnx(results, step_key, json.dumps(result))
-        pipe.expire(results, KEEP_AFTER_DEADLINE * 2)
-        pipe.hset(self.keys.run_states(run_id), branch_key, json.dumps(state))
-        if handoff is not None:
-            pipe.hsetnx(progress, f"{handoff[0]}:queue", json.dumps(handoff[1]))
-        replies = pipe.execute()
-        return bool(replies[0]), handoff is not None and bool(replies[3])
-
-    def step_result(self, run_id: str, step_key: str) -> JSON | None:
-        raw = self.redis.hget(self.keys.run_results(run_id), step_key)
-        return json.loads(raw) if raw else None
+        next_key, next_queue = handoff if handoff is not None else ("", "")
+        recorded, handed = self._finish(
+            keys=[
+                self.keys.run_results(run_id),
+                self.keys.run_states(run_id),
+                self.keys.run_progress(run_id),
+            ],
+            args=[
+                step_key,
+                json.dumps(result),
+                branch_key,
+                json.dumps(state),
+                KEEP_AFTER_DEADLINE * 2,
+                f"{next_key}:queue" if next_key else "",
+                json.dumps(next_queue),
+            ],
+        )
+        return bool(recorded), bool(handed)
 
     def record_step(self, run_id: str, step_key: str, result: JSON) -> bool:
         """Store a step's result once; False when a duplicate delivery already did."""
@@ -257,9 +258,6 @@ class RunRegistry:
         return bool(
             self.redis.set(self.keys.run_final(run_id), "1", nx=True, ex=KEEP_AFTER_DEADLINE * 24)
         )
-
-    def is_final(self, run_id: str) -> bool:
-        return bool(self.redis.exists(self.keys.run_final(run_id)))
 
     def overdue(self, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
