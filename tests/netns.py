@@ -63,6 +63,7 @@ from tests.netns_support import (
     netns_unavailable_reason,
     probe_command,
     process_start_time,
+    redis_server_binary,
     require_route,
     route_to,
     run_ip,
@@ -245,7 +246,7 @@ class NetnsBed:
         log = self._log_file("redis.log")
         options = f"--port {port} --appendonly no --protected-mode no".split()
         options += ["--save", "", "--dir", str(self._temp_dir)]  # no persistence, files in temp
-        argv = ["redis-server", *options, "--bind", *binds]
+        argv = [redis_server_binary() or "redis-server", *options, "--bind", *binds]
         self._redis = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )

