@@ -74,7 +74,7 @@ class Step:
             "ref": str(uuid.uuid4()),
         }
         request_json = dict(item.request)
-        services = _Services(self, state)
+        services = _Services(self)
         for script in item.script_chain("prerequest"):
             outcome = self._script(script, item, state, execution, cursor, services, request_json)
             if outcome is not None:
@@ -201,9 +201,8 @@ class _Flow:
 class _Services:
     """What scripts of one step may ask: pm.sendRequest and the cookie jar."""
 
-    def __init__(self, step: Step, state: RunState) -> None:
+    def __init__(self, step: Step) -> None:
         self.step = step
-        self.state = state
         self.cookies = ScriptCookieStore(step.client.jar)
 
     def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:

@@ -126,11 +126,6 @@ class RunContext:
     networks: NetworkMap
 
     @classmethod
-    def load(cls, services: Services, run_id: str) -> RunContext | None:
-        ticket = services.registry.ticket(run_id)
-        return None if ticket is None else cls.from_ticket(services, ticket)
-
-    @classmethod
     def from_ticket(cls, services: Services, ticket: RunTicket) -> RunContext:
         collection = collections.get(services.registry, ticket.collection_digest)
         networks = NetworkMap.from_dict(
