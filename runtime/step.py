@@ -13,7 +13,7 @@ errors, timeouts and unsupported auth all end up in the execution's errors.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pmrunner.errors import PmrunnerError, SandboxError
@@ -66,34 +66,65 @@ class Step:
                 can announce it before it runs).
             position: the item's index in the run's sequence, for ``pm.info``.
         """
-        flow = _Flow()
-        cursor = {
-            "iteration": state.iteration,
-            "cycles": state.iteration_count,
-            "position": position,
-            "ref": str(uuid.uuid4()),
-        }
-        request_json = dict(item.request)
+        prepared = self.prepare(item, state, execution, position=position)
+        if prepared.skipped:
+            return prepared.result(execution)
+        return self.complete(prepared, item, state, execution)
+
+    def prepare(
+        self, item: Item, state: RunState, execution: Execution, *, position: int
+    ) -> Prepared:
+        """Run the item's pre-request scripts: the first half of ``run_item``.
+
+        The returned ``Prepared`` holds the request as the scripts left it, so
+        a distributed run can choose the request's network now, and finish
+        the step (``complete``) on a worker of that network.
+        """
+        prepared = Prepared(
+            request=dict(item.request),
+            cursor={
+                "iteration": state.iteration,
+                "cycles": state.iteration_count,
+                "position": position,
+                "ref": str(uuid.uuid4()),
+            },
+        )
         services = _Services(self)
         for script in item.script_chain("prerequest"):
-            outcome = self._script(script, item, state, execution, cursor, services, request_json)
+            outcome = self._script(
+                script, item, state, execution, prepared.cursor, services, prepared.request
+            )
             if outcome is not None:
-                flow.absorb(outcome)
+                prepared.absorb(outcome)
                 if outcome.request is not None:
-                    request_json = _keep_unscripted_fields(item.request, outcome.request)
+                    prepared.request = _keep_unscripted_fields(item.request, outcome.request)
                 if outcome.skip_request:
-                    execution.skipped = True
-                    return flow.result(execution)
-        sent, response = self._exchange(item, request_json, state, execution)
-        test_request = _request_json(sent) if sent else request_json
+                    execution.skipped = prepared.skipped = True
+                    break
+        return prepared
+
+    def complete(
+        self, prepared: Prepared, item: Item, state: RunState, execution: Execution
+    ) -> StepResult:
+        """Send the prepared request and run the test scripts: the second half of ``run_item``."""
+        services = _Services(self)
+        sent, response = self._exchange(item, prepared.request, state, execution)
+        test_request = _request_json(sent) if sent else prepared.request
         response_json = _response_json(response) if response else None
         for script in item.script_chain("test"):
             outcome = self._script(
-                script, item, state, execution, cursor, services, test_request, response_json
+                script,
+                item,
+                state,
+                execution,
+                prepared.cursor,
+                services,
+                test_request,
+                response_json,
             )
             if outcome is not None:
-                flow.absorb(outcome)
-        return flow.result(execution)
+                prepared.absorb(outcome)
+        return prepared.result(execution)
 
     # -- scripts -----------------------------------------------------------
 
@@ -183,19 +214,35 @@ class Step:
         return outgoing, response
 
 
-class _Flow:
-    """Collects setNextRequest calls across a step's scripts (the last one wins)."""
+@dataclass
+class Prepared:
+    """A step after its pre-request scripts (JSON-safe, to finish it on another worker).
 
-    def __init__(self) -> None:
-        self.has_next = False
-        self.next: str | None = None
+    request: the request as the scripts left it; cursor: the sandbox's
+    ``pm.info`` cursor; has_next / next_request: the last ``setNextRequest``;
+    skipped: a script called ``pm.execution.skipRequest()``.
+    """
+
+    request: JSON
+    cursor: JSON
+    has_next: bool = False
+    next_request: str | None = None
+    skipped: bool = False
 
     def absorb(self, outcome: ScriptOutcome) -> None:
+        """Keep a script's setNextRequest (the last one wins)."""
         if outcome.has_next_request:
-            self.has_next, self.next = True, outcome.next_request
+            self.has_next, self.next_request = True, outcome.next_request
 
     def result(self, execution: Execution) -> StepResult:
-        return StepResult(execution, self.has_next, self.next)
+        return StepResult(execution, self.has_next, self.next_request)
+
+    def to_dict(self) -> JSON:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: JSON) -> Prepared:
+        return cls(**data)
 
 
 class _Services:

@@ -236,6 +236,23 @@ class RunRegistry:
         )
         return bool(recorded), bool(handed)
 
+    def save_prepared(self, run_id: str, step_key: str, prepared: JSON) -> None:
+        """Keep a step's state after its pre-request scripts, for the worker that finishes it.
+
+        Stored with the run's states (they hold the same variables), so it
+        expires and is deleted with them.
+        """
+        key = self.keys.run_states(run_id)
+        pipe = self.redis.pipeline()
+        pipe.hset(key, f"prepared:{step_key}", json.dumps(prepared))
+        pipe.expire(key, KEEP_AFTER_DEADLINE * 2)
+        pipe.execute()
+
+    def prepared(self, run_id: str, step_key: str) -> JSON | None:
+        """What ``save_prepared`` kept for a step (None when nothing was)."""
+        raw = self.redis.hget(self.keys.run_states(run_id), f"prepared:{step_key}")
+        return json.loads(raw) if raw else None
+
     def record_step(self, run_id: str, step_key: str, result: JSON) -> bool:
         """Store a step's result once; False when a duplicate delivery already did."""
         key = self.keys.run_results(run_id)

@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from celery import Task, shared_task
@@ -33,6 +33,7 @@ from runtime.step import Step
 from scheduler.planner import Branch
 from tasks.context import RunContext, Services, contexts
 from tasks.finalize import finalize, is_complete, mark_branch_done
+from tasks.handover import PREPARED, resume_prepared, save_prepared
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host, step_key
 from worker.metrics import REQUESTS_EXECUTED
 
@@ -120,7 +121,9 @@ def _run_step(
         network=_network_of(queue, services),
         attempt=start.attempt,
     )
-    next_cursor = _execute(context, branch, cursor, state, execution)
+    next_cursor = _execute(services, context, branch, cursor, state, execution, key, queue)
+    if isinstance(next_cursor, _Handover):  # its own pre-request scripts moved the request
+        return _signature(services, context, branch_key, number, next_cursor.cursor), False
     REQUESTS_EXECUTED.labels(execution.network or "").inc()
     result = {"executions": [execution.to_dict()], "next": next_cursor}
     successor = _successor(services, context, branch_key, number, next_cursor, state)
@@ -155,13 +158,34 @@ def _hand_on(
     return successor, False
 
 
+@dataclass(frozen=True)
+class _Handover:
+    """The step goes on in another network's queue (``cursor`` is marked prepared)."""
+
+    cursor: JSON
+
+
 def _execute(
-    context: RunContext, branch: Branch, cursor: JSON, state: RunState, execution: Execution
-) -> JSON | None:
-    """Run the item with ``state``; return the cursor of the branch's next step."""
+    services: Services,
+    context: RunContext,
+    branch: Branch,
+    cursor: JSON,
+    state: RunState,
+    execution: Execution,
+    key: str,
+    queue: str,
+) -> JSON | _Handover | None:
+    """Run the item with ``state``; return the cursor of the branch's next step.
+
+    When the item's own pre-request scripts moved its request to a host that
+    another network reaches, the step stops after them and is handed over.
+    """
     item = context.item(execution.item_id)
     execution.item_name = item.name
     execution.path = item.path
+    run_id = context.ticket.run_id
+    if cursor.get(PREPARED):
+        prepared = resume_prepared(services, run_id, key, state, execution)
     client = client_for_this_thread(context.options)
     client.jar.clear()  # the jar is the run's, and it travels in the state
     client.import_cookies(state.cookies)
@@ -171,8 +195,19 @@ def _execute(
         client,
         context_for_this_thread(context.options.script_limits),
     )
-    position = int(cursor.get("index", 0))
-    result = step.run_item(item, state, execution, position=position)
+    if not cursor.get(PREPARED):
+        prepared = step.prepare(item, state, execution, position=int(cursor.get("index", 0)))
+        target = route_for(context, item, state, services, prepared.request)
+        if queue and not prepared.skipped and target != queue:
+            state.cookies = client.export_cookies()
+            client.jar.clear()
+            save_prepared(services, run_id, key, prepared, state, execution)
+            return _Handover({**cursor, PREPARED: True, "queue": target})
+    result = (
+        prepared.result(execution)
+        if prepared.skipped
+        else step.complete(prepared, item, state, execution)
+    )
     state.cookies = client.export_cookies()
     client.jar.clear()
     if branch.dynamic:
@@ -237,19 +272,39 @@ def _successor(
     routing_state.data = _data_row(context, iteration)
     item = context.item(item_id)
     queue = route_for(context, item, routing_state, services)
+    return _signature(services, context, branch_key, number + 1, {**cursor, "queue": queue})
+
+
+def _signature(
+    services: Services, context: RunContext, branch_key: str, number: int, cursor: JSON
+) -> Any:
+    """The signature of step ``number`` at ``cursor`` (whose ``queue`` says where it goes)."""
+    cursor = dict(cursor)
+    queue = cursor.pop("queue")
     run_id = context.ticket.run_id
+    item_id, _ = _position(context, _branch(context, branch_key), cursor)
     return services.app.signature(
         EXECUTE_REQUEST,
-        (run_id, branch_key, number + 1, cursor),
+        (run_id, branch_key, number, cursor),
         queue=queue,
-        argsrepr=describe(run_id, branch_key, number + 1, item.name),
+        argsrepr=describe(run_id, branch_key, number, context.item(item_id).name),
         kwargsrepr="{}",
     )
 
 
-def route_for(context: RunContext, item: Any, state: RunState, services: Services) -> str:
-    """The queue of the network that can reach ``item``'s host, with ``state``'s variables."""
-    host = request_host(item.request, state)
+def route_for(
+    context: RunContext,
+    item: Any,
+    state: RunState,
+    services: Services,
+    request: JSON | None = None,
+) -> str:
+    """The queue of the network that can reach ``item``'s host, with ``state``'s variables.
+
+    ``request`` is the item's request as its pre-request scripts left it
+    (default: as the collection has it).
+    """
+    host = request_host(item.request if request is None else request, state)
     pinned = item.effective_network() or context.ticket.network_pin
     network = context.networks.network_for(host, pinned)
     return services.settings.queue_for(network)
