@@ -14,8 +14,6 @@ from __future__ import annotations
 import codecs
 import copy
 import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 from pmrunner.errors import CollectionFormatError, DataFileError, InputError
 from runtime.collection_upgrade import convert_v1, is_v1_collection, normalise_v20
+from runtime.csv_data import parse_csv_rows
 from runtime.model import JSON, Collection, parse_collection
 
 __all__ = [
@@ -230,11 +229,7 @@ def load_iteration_data(path: Path | str) -> list[dict[str, Any]]:
 
     ``.json`` files (or, whatever the extension, text starting with ``[`` or
     ``{``) must hold an array of objects. Other files are CSV, read as newman
-    reads them: the header row names the columns, fields are trimmed, ``\\``
-    escapes a quote inside quotes, unquoted numbers become ``int``/``float``
-    (quoted ones stay strings), empty cells are ``""``, blank lines are
-    skipped. Hexadecimal-looking cells stay strings (newman would read them
-    as 0), and integers keep all their digits.
+    reads them (:mod:`runtime.csv_data`).
 
     Raises:
         DataFileError: naming the file, and the line or row at fault.
@@ -244,7 +239,7 @@ def load_iteration_data(path: Path | str) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".json" or (suffix != ".csv" and text.lstrip()[:1] in ("[", "{")):
         return _json_rows(_parse_json(text, str(path), DataFileError), str(path))
-    return _csv_rows(text, str(path))
+    return parse_csv_rows(text, str(path))
 
 
 def _json_rows(data: Any, label: str) -> list[dict[str, Any]]:
@@ -254,79 +249,6 @@ def _json_rows(data: Any, label: str) -> list[dict[str, Any]]:
         if not isinstance(row, dict):
             raise DataFileError(f"{label}: row [{position}] must be an object")
     return data
-
-
-# One CSV field: a quoted one (``\\x`` and ``""`` escapes inside) or an unquoted one.
-_CSV_FIELD = re.compile(r'[ \t]*(?:"((?:[^"\\]+|\\.|"")*)"[ \t]*|([^,\r\n]*))', re.DOTALL)
-_CSV_ESCAPE = re.compile(r'\\(["\\])|""')
-_INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-
-Field = tuple[str, bool]  # (text, was quoted)
-
-
-def _csv_records(text: str, label: str) -> list[tuple[int, list[Field]]]:
-    """Split CSV text into records of fields, each with the offset where it starts."""
-    records: list[tuple[int, list[Field]]] = []
-    record: list[Field] = []
-    record_start = position = 0
-    while True:
-        match = _CSV_FIELD.match(text, position)
-        assert match is not None  # the unquoted branch matches the empty string
-        quoted, unquoted = match.group(1), match.group(2)
-        if quoted is not None:
-            record.append((_CSV_ESCAPE.sub(lambda m: m.group(1) or '"', quoted), True))
-        elif unquoted.lstrip().startswith('"'):
-            line = _line_of(text, position)
-            raise DataFileError(f"{label}: line {line}: a quoted field is not closed")
-        else:
-            record.append((unquoted.strip(), False))
-        position = match.end()
-        if position >= len(text):
-            records.append((record_start, record))
-            return records
-        separator = text[position]
-        if separator == ",":
-            position += 1
-        elif separator in "\r\n":
-            position += 2 if text.startswith("\r\n", position) else 1
-            records.append((record_start, record))
-            record, record_start = [], position
-        else:
-            line = _line_of(text, position)
-            raise DataFileError(f"{label}: line {line}: unexpected {separator!r} after a quote")
-
-
-def _line_of(text: str, position: int) -> int:
-    return text.count("\n", 0, position) + 1
-
-
-def _csv_rows(text: str, label: str) -> list[dict[str, Any]]:
-    records = [(start, r) for start, r in _csv_records(text, label) if r != [("", False)]]
-    if not records:
-        return []
-    columns = [name for name, _ in records[0][1]]
-    rows = []
-    for start, fields in records[1:]:
-        if len(fields) != len(columns):
-            raise DataFileError(
-                f"{label}: line {_line_of(text, start)} has {len(fields)} fields, "
-                f"the header has {len(columns)}"
-            )
-        rows.append({name: _csv_value(*field) for name, field in zip(columns, fields, strict=True)})
-    return rows
-
-
-def _csv_value(text: str, quoted: bool) -> Any:
-    """Unquoted decimal numbers become numbers, integral ones ``int`` (as in JavaScript)."""
-    if quoted or not _DECIMAL.fullmatch(text):
-        return text
-    if _INTEGER.fullmatch(text):
-        return int(text)
-    number = float(text)
-    if not math.isfinite(number):
-        return text
-    return int(number) if number.is_integer() and abs(number) <= 2**53 else number
 
 
 def row_for_iteration(rows: list[dict[str, Any]], iteration: int) -> dict[str, Any]:
