@@ -89,7 +89,7 @@ class Step:
                 "ref": str(uuid.uuid4()),
             },
         )
-        services = _Services(self)
+        services = _Services(self, item)
         for script in item.script_chain("prerequest"):
             outcome = self._script(
                 script, item, state, execution, prepared.cursor, services, prepared.request
@@ -107,7 +107,7 @@ class Step:
         self, prepared: Prepared, item: Item, state: RunState, execution: Execution
     ) -> StepResult:
         """Send the prepared request and run the test scripts: the second half of ``run_item``."""
-        services = _Services(self)
+        services = _Services(self, item)
         sent, response = self._exchange(item, prepared.request, state, execution)
         test_request = _request_json(sent) if sent else prepared.request
         response_json = _response_json(response) if response else None
@@ -246,18 +246,24 @@ class Prepared:
 
 
 class _Services:
-    """What scripts of one step may ask: pm.sendRequest and the cookie jar."""
+    """What scripts of one step may ask: pm.sendRequest and the cookie jar.
 
-    def __init__(self, step: Step) -> None:
+    ``pm.sendRequest`` goes through the run's client (its cookie jar and
+    trusted CAs) and follows the item's ``strictSSL``, as Postman does.
+    """
+
+    def __init__(self, step: Step, item: Item) -> None:
         self.step = step
         self.cookies = ScriptCookieStore(step.client.jar)
+        strict = item.effective_behavior().get("strictSSL")
+        self.behavior = {} if strict is None else {"strictSSL": strict}
 
     def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:
         try:
             outgoing = build_request(
                 request, lambda text: text, working_dir=self.step.options.working_dir
             )
-            response = self.step.client.send(outgoing)
+            response = self.step.client.send(outgoing, behavior=self.behavior)
         except PmrunnerError as error:
             return {"name": _error_name(error), "message": str(error)}, None
         return None, _response_json(response)

@@ -10,14 +10,17 @@ those that urllib3 or ``http.client`` add on their own included.
 from __future__ import annotations
 
 import functools
+import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
 import requests
+import truststore
 from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3 import PoolManager
@@ -32,15 +35,58 @@ from runtime.options import TLSOptions
 _UNRECORDED = frozenset({"proxy-authorization"})
 
 
+# Variables that name CA certificates to trust, in the order their files are loaded.
+TRUST_VARIABLES = (
+    "SSL_CERT_FILE",  # OpenSSL and Python
+    "SSL_CERT_DIR",  # OpenSSL: directories of hashed certificates, separated by ":"
+    "REQUESTS_CA_BUNDLE",  # requests, pip
+    "NODE_EXTRA_CA_CERTS",  # Node.js, so newman's users set it
+    "PMRUNNER_EXTRA_CA_CERTS",  # pmrunner's own, for workers
+)
+
+
+@dataclass(frozen=True)
+class TrustSource:
+    """A file or directory of CA certificates, and what named it (a variable or option)."""
+
+    origin: str
+    path: Path
+
+    def stamp(self) -> tuple[float, int] | None:
+        return _stamp(self.path)
+
+
+def trust_sources(tls: TLSOptions, environ: Mapping[str, str] | None = None) -> list[TrustSource]:
+    """CA certificates to trust on top of the OS trust store and certifi's bundle.
+
+    Parameters:
+        tls: the run's TLS options (``--ssl-extra-ca-certs`` comes last).
+        environ: the environment to read ``TRUST_VARIABLES`` from (default: this process').
+    """
+    environ = os.environ if environ is None else environ
+    sources = []
+    for variable in TRUST_VARIABLES:
+        for entry in (environ.get(variable) or "").split(os.pathsep):
+            path = Path(entry.strip())
+            # OpenSSL skips directories of SSL_CERT_DIR that do not exist; a file must.
+            if entry.strip() and (variable != "SSL_CERT_DIR" or path.is_dir()):
+                sources.append(TrustSource(variable, path))
+    if tls.extra_ca_certs is not None:
+        sources.append(TrustSource("--ssl-extra-ca-certs", tls.extra_ca_certs))
+    return sources
+
+
 def build_ssl_context(tls: TLSOptions, *, verify: bool) -> ssl.SSLContext:
     """The TLS context for outgoing connections, built once per settings and files.
 
-    Loading the CA bundle takes milliseconds, and a distributed run makes a
+    Loading the CA bundles takes milliseconds, and a distributed run makes a
     client per request; contexts are safe to share between threads. A context
-    is rebuilt when one of its files changes on disk.
+    is rebuilt when one of its files changes on disk, or a trust variable.
     """
-    stamps = tuple(_stamp(path) for path in (tls.extra_ca_certs, tls.client_cert, tls.client_key))
-    return _cached_context(tls, verify, stamps)
+    sources = tuple(trust_sources(tls)) if verify else ()
+    stamps = tuple(source.stamp() for source in sources)
+    stamps += tuple(_stamp(path) for path in (tls.client_cert, tls.client_key))
+    return _cached_context(tls, verify, sources, stamps)
 
 
 def _stamp(path: Path | None) -> tuple[float, int] | None:
@@ -55,27 +101,30 @@ def _stamp(path: Path | None) -> tuple[float, int] | None:
 
 @functools.lru_cache(maxsize=32)
 def _cached_context(
-    tls: TLSOptions, verify: bool, _stamps: tuple[tuple[float, int] | None, ...]
+    tls: TLSOptions,
+    verify: bool,
+    sources: tuple[TrustSource, ...],
+    _stamps: tuple[tuple[float, int] | None, ...],
 ) -> ssl.SSLContext:
-    return _new_ssl_context(tls, verify=verify)
+    return _new_ssl_context(tls, sources, verify=verify)
 
 
-def _new_ssl_context(tls: TLSOptions, *, verify: bool) -> ssl.SSLContext:
+def _new_ssl_context(
+    tls: TLSOptions, sources: tuple[TrustSource, ...], *, verify: bool
+) -> ssl.SSLContext:
     """Build the TLS context for outgoing connections.
 
     Parameters:
-        tls: extra CA certificates (added to the default bundle, not replacing
-            it) and an optional client certificate, key and key passphrase.
+        tls: an optional client certificate, key and key passphrase.
+        sources: CA certificates trusted besides the OS trust store and
+            certifi's bundle (``trust_sources``); they add, never replace.
         verify: check the server's certificate and host name.
 
     Raises:
         InputError: a CA, certificate or key file that cannot be loaded.
     """
     if verify:
-        context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
-        if tls.extra_ca_certs is not None:
-            with _loading(f"extra CA certificates {tls.extra_ca_certs}"):
-                context.load_verify_locations(cafile=str(tls.extra_ca_certs))
+        context = _trusting_context(sources)
     else:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -86,6 +135,30 @@ def _new_ssl_context(tls: TLSOptions, *, verify: bool) -> ssl.SSLContext:
         with _loading(what + (" (is the passphrase right?)" if tls.client_passphrase else "")):
             context.load_cert_chain(str(tls.client_cert), key, password=tls.client_passphrase)
         context.post_handshake_auth = True  # TLS 1.3 servers may ask after the handshake
+    return context
+
+
+def _trusting_context(sources: tuple[TrustSource, ...]) -> ssl.SSLContext:
+    """A verifying context that trusts the OS store, certifi's bundle and ``sources``.
+
+    ``truststore`` verifies with the OS (the keychain on macOS, the certificate
+    store on Windows, OpenSSL's system locations on Linux). OpenSSL lets
+    ``SSL_CERT_FILE`` replace the system file rather than add to it, so the
+    system locations OpenSSL was built with are loaded here as well.
+    """
+    context = cast(ssl.SSLContext, truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    context.load_verify_locations(cafile=DEFAULT_CA_BUNDLE_PATH)
+    system = ssl.get_default_verify_paths()
+    if system.openssl_cafile and os.path.isfile(system.openssl_cafile):
+        context.load_verify_locations(cafile=system.openssl_cafile)
+    if system.openssl_capath and os.path.isdir(system.openssl_capath):
+        context.load_verify_locations(capath=system.openssl_capath)
+    for source in sources:
+        with _loading(f"CA certificates {source.path} (from {source.origin})"):
+            if source.path.is_dir():
+                context.load_verify_locations(capath=str(source.path))
+            else:
+                context.load_verify_locations(cafile=str(source.path))
     return context
 
 

@@ -12,6 +12,7 @@ import pytest
 from pmrunner.errors import InputError, RequestError
 from runtime.http_client import HttpClient, build_ssl_context
 from runtime.options import Timeouts, TLSOptions
+from runtime.transport import TRUST_VARIABLES
 from tests.servers import (
     CLIENT_KEY_PASSPHRASE,
     LoopbackServer,
@@ -115,11 +116,24 @@ def test_extra_ca_certificates_are_trusted(
         assert client.send(request_to(localhost)).code == 200
 
 
-def test_extra_ca_certificates_add_to_the_default_bundle(tls_material: TlsMaterial) -> None:
-    default = build_ssl_context(TLSOptions(), verify=True).cert_store_stats()["x509_ca"]
+def test_extra_ca_certificates_add_to_the_default_trust(
+    https_server: LoopbackServer, tls_material: TlsMaterial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in TRUST_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    with make_client() as client, pytest.raises(RequestError, match="verification failed"):
+        client.send(request_to(https_server.url("/echo")))
+    default = build_ssl_context(TLSOptions(), verify=True)
     extended = build_ssl_context(TLSOptions(extra_ca_certs=tls_material.ca_file), verify=True)
-    assert default > 10
-    assert extended.cert_store_stats()["x509_ca"] == default + 1
+    public = {cert["subject"] for cert in ssl.create_default_context().get_ca_certs()}
+    assert len(public) > 10
+    assert public <= _trusted_subjects(default) <= _trusted_subjects(extended)
+    assert len(_trusted_subjects(extended) - _trusted_subjects(default)) == 1
+
+
+def _trusted_subjects(context: ssl.SSLContext) -> set[Any]:
+    inner = getattr(context, "_ctx", context)  # truststore wraps an ssl.SSLContext
+    return {cert["subject"] for cert in inner.get_ca_certs()}
 
 
 def test_unreadable_extra_ca_file_is_an_input_error(tmp_path: Any) -> None:
