@@ -9,7 +9,8 @@
     │   ├── ScriptTimeoutError      a script ran past its time limit
     │   └── ScriptMemoryError       a script went past its memory limit
     ├── RequestError                an HTTP exchange failed (connection, TLS, timeout)
-    │   └── UnsupportedAuthError    an auth type this runner does not implement
+    │   ├── UnsupportedAuthError    an auth type this runner does not implement
+    │   └── EgressBlockedError      the egress policy refused the host or address
     └── PostmanApiError             the Postman API answered with an error
         ├── PostmanAuthError        the API key was refused (401, 403)
         ├── PostmanNotFoundError    a monitor, collection or environment uid does not exist
@@ -62,6 +63,10 @@ class RequestError(PmrunnerError):
 
 class UnsupportedAuthError(RequestError):
     """The request asks for an auth type this runner does not implement."""
+
+
+class EgressBlockedError(RequestError):
+    """The egress policy refused a host or address ("blocked by egress policy: <rule>")."""
 
 
 class PostmanApiError(PmrunnerError):

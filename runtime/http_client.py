@@ -136,6 +136,7 @@ class HttpClient:
         adapter = TransportAdapter(
             build_ssl_context(options.tls, verify=True),
             build_ssl_context(options.tls, verify=False),
+            options.egress,
         )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.egress import EgressPolicy
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -59,6 +61,8 @@ class RunOptions:
         tls: certificate settings.
         working_dir: where relative file paths in bodies are resolved.
         max_body_bytes: how much of each response body a report keeps.
+        egress: the egress policy of the process that sends the requests; it
+            does not travel with a run (each worker applies its own).
     """
 
     iterations: int | None = None
@@ -71,6 +75,7 @@ class RunOptions:
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
     working_dir: Path = field(default_factory=Path.cwd)
     max_body_bytes: int = 64 * 1024
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
 
 def options_to_dict(options: RunOptions) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import requests
 import truststore
-from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
+from requests.adapters import DEFAULT_POOLBLOCK
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection
@@ -29,6 +29,8 @@ from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.util import SKIP_HEADER
 
 from pmrunner.errors import InputError
+from runtime.egress import EgressPolicy
+from runtime.egress_transport import EgressAdapter
 from runtime.options import TLSOptions
 
 # Meant for the proxy, and holding the proxy's own credentials: not part of the request's record.
@@ -251,7 +253,7 @@ def _record_headers(manager: PoolManager) -> PoolManager:
     return manager
 
 
-class TransportAdapter(HTTPAdapter):
+class TransportAdapter(EgressAdapter):
     """A transport adapter with prepared TLS contexts whose connections record headers.
 
     The contexts already hold the CA bundle and the client certificate, so the
@@ -260,11 +262,17 @@ class TransportAdapter(HTTPAdapter):
     Parameters:
         verifying: the context for requests that check certificates.
         insecure: the context for requests that do not.
+        egress: the egress policy every connection enforces (default: the defaults).
     """
 
-    def __init__(self, verifying: ssl.SSLContext, insecure: ssl.SSLContext) -> None:
+    def __init__(
+        self,
+        verifying: ssl.SSLContext,
+        insecure: ssl.SSLContext,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self._contexts = {True: verifying, False: insecure}
-        super().__init__()
+        super().__init__(egress)
 
     def init_poolmanager(
         self,

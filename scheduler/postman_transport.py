@@ -39,6 +39,7 @@ from pmrunner.errors import (
     PostmanResponseError,
     PostmanUnavailableError,
 )
+from runtime.egress_transport import egress_session
 from scheduler.ratelimit import SlidingWindow, Throttle, retry_after_seconds
 
 __all__ = ["REDACTED", "PostmanTransport"]
@@ -117,7 +118,7 @@ class PostmanTransport:
         self._timeout = timeout
         self._max_retries = max_retries
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else egress_session()  # metadata denied
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._backoff_base = backoff_base

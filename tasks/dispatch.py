@@ -23,6 +23,7 @@ from runtime.state import initial_state, iteration_count
 from scheduler.planner import Plan, plan_run
 from store import RunTicket
 from tasks.context import Services
+from tasks.egress import egress_sections
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host
 from worker.routing import NetworkMap
 
@@ -91,7 +92,7 @@ def start_run(app: Celery, request: RunRequest) -> str:
         monitor=request.monitor,
         webhooks=list(request.webhooks),
         network_pin=request.network_pin,
-        networks=_networks_dict(networks),
+        networks={**_networks_dict(networks), "egress": egress_sections(settings.networks_file)},
         items=[[item.id, item.name] for item in items],
     )
     header = _first_steps(app, ticket, plan, items, state, networks, settings.queue_for)

@@ -12,9 +12,12 @@ from typing import Any
 import requests
 from celery import Task, shared_task
 
+from pmrunner.errors import EgressBlockedError
 from runtime.reporters.run_shapes import monitor_run_result
 from store import RunTicket
 from tasks.context import Services
+from tasks.egress import webhook_session
+from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -47,9 +50,17 @@ DELIVERY = {
 }
 
 
-def post_json(url: str, payload: JSON, what: str) -> None:
-    """POST ``payload``; raise on 5xx (to retry), log a refusal (4xx)."""
-    response = requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
+def post_json(url: str, payload: JSON, what: str, settings: Settings | None = None) -> None:
+    """POST ``payload`` under the runner's egress policy; raise on 5xx (to retry), log a 4xx.
+
+    A webhook the egress policy refuses is logged, not retried.
+    """
+    with webhook_session(settings or Settings.from_env()) as session:
+        try:
+            response = session.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
+        except EgressBlockedError as error:
+            log.warning("webhook %s: %s", url, error)
+            return
     if response.status_code >= 500:
         raise requests.HTTPError(f"webhook {url} answered {response.status_code}")
     if response.status_code >= 400:
@@ -63,10 +74,11 @@ def deliver_webhook(self: Task, url: str, run_id: str) -> None:
     if report is None:
         log.warning("webhook %s: run %s is no longer stored", url, run_id)
         return
-    post_json(url, monitor_run_result(report), f"run {run_id}")
+    settings = Services.of(self.app).settings
+    post_json(url, monitor_run_result(report), f"run {run_id}", settings)
 
 
 @shared_task(name="pmrunner.deliver_json", **DELIVERY)
 def deliver_json(self: Task, url: str, payload: JSON) -> None:
     """POST a notice (monitor failing or recovered) to ``url``."""
-    post_json(url, payload, f"notice {payload.get('event')}")
+    post_json(url, payload, f"notice {payload.get('event')}", Services.of(self.app).settings)

@@ -32,6 +32,7 @@ from runtime.state import RunState
 from runtime.step import Step
 from scheduler.planner import Branch
 from tasks.context import RunContext, Services, contexts
+from tasks.egress import with_egress
 from tasks.finalize import finalize, is_complete, mark_branch_done
 from tasks.handover import PREPARED, resume_prepared, save_prepared
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host, step_key
@@ -179,6 +180,7 @@ def _execute(
 
     When the item's own pre-request scripts moved its request to a host that
     another network reaches, the step stops after them and is handed over.
+    The requests leave under this worker's egress policy for the step's network.
     """
     item = context.item(execution.item_id)
     execution.item_name = item.name
@@ -186,12 +188,15 @@ def _execute(
     run_id = context.ticket.run_id
     if cursor.get(PREPARED):
         prepared = resume_prepared(services, run_id, key, state, execution)
-    client = client_for_this_thread(context.options)
+    options = with_egress(
+        context.options, services.settings, execution.network, context.ticket.networks
+    )
+    client = client_for_this_thread(options)
     client.jar.clear()  # the jar is the run's, and it travels in the state
     client.import_cookies(state.cookies)
     step = Step(
         context.collection,
-        context.options,
+        options,
         client,
         context_for_this_thread(context.options.script_limits),
     )

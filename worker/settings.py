@@ -62,6 +62,14 @@ class Settings:
         api_port: the port ``pmrunner api`` listens on.
         api_rate_limit: requests per minute the HTTP API accepts from one client
             (one API key, or one address); 0 for no limit.
+        egress_allow: CIDRs and host patterns monitor traffic may reach even
+            where a deny rule (a default one included) would refuse it.
+        egress_deny: CIDRs and host patterns monitor traffic must not reach,
+            added to the default denials (cloud metadata, link-local).
+        egress_default: ``allow`` (default) or ``deny``: what happens to
+            traffic no rule matches.
+        egress_proxy: a proxy URL that carries all monitor traffic (requests,
+            ``pm.sendRequest``, webhooks).
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -94,6 +102,10 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_rate_limit: int = 300
+    egress_allow: tuple[str, ...] = ()
+    egress_deny: tuple[str, ...] = ()
+    egress_default: str = "allow"
+    egress_proxy: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -108,7 +120,12 @@ class Settings:
             if name not in environ or environ[name] == "":
                 continue
             values[spec.name] = _parse(name, environ[name], str(spec.type))
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.egress_default not in ("allow", "deny"):
+            raise ConfigurationError(
+                f"PMRUNNER_EGRESS_DEFAULT={settings.egress_default!r}: expected allow or deny"
+            )
+        return settings
 
     @classmethod
     def from_dsn(cls, redis_url: str, **overrides: Any) -> Settings:

@@ -155,7 +155,10 @@ def optional_path(text: str | None) -> Path | None:
 
 
 def run_options(params: Mapping[str, Any]) -> RunOptions:
-    """The ``RunOptions`` the run command's parameters ask for."""
+    """The ``RunOptions`` the run command's parameters ask for, under this egress policy."""
+    from tasks.egress import process_policy
+    from worker.settings import Settings
+
     tls = TLSOptions(
         verify=not params["insecure"],
         extra_ca_certs=existing_file("--ssl-extra-ca-certs", params["ssl_extra_ca_certs"]),
@@ -177,6 +180,7 @@ def run_options(params: Mapping[str, Any]) -> RunOptions:
         timeouts=timeouts,
         tls=tls,
         working_dir=existing_folder("--working-dir", params["working_dir"]),
+        egress=process_policy(Settings.from_env()),
     )
 
 
