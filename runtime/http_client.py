@@ -10,9 +10,9 @@ session's transport adapter directly: ``Session.send`` would read (and
 decode) every redirect body itself, and the raw size on the wire would be
 lost. Headers keep their order and duplicates on the wire.
 
-``OutgoingRequest.url`` holds the URL as Postman encodes it; on the wire,
-urllib3 also percent-encodes the few characters RFC 3986 does not allow in a
-path or query (``[ ] { } | ^`` and the backquote), which servers decode alike.
+``OutgoingRequest.url`` holds the URL as Postman encodes it, and the request
+line carries its path and query exactly so (``runtime.transport.exact_target``):
+urllib3 does not re-encode them.
 
 Each response records the headers its request went out with
 (``HttpResponse.sent_headers``), as the connection wrote them: the jar's
@@ -56,7 +56,12 @@ from runtime.cookies import (
 from runtime.exchange import HttpResponse, OutgoingRequest
 from runtime.http_failures import describe_failure
 from runtime.options import RunOptions
-from runtime.transport import TransportAdapter, build_ssl_context, sent_headers_of
+from runtime.transport import (
+    TransportAdapter,
+    build_ssl_context,
+    exact_target,
+    sent_headers_of,
+)
 from runtime.urls import normalize_url
 
 __all__ = [
@@ -249,13 +254,14 @@ class HttpClient:
         started = time.perf_counter()
         sent: requests.Response | None = None
         try:
-            sent = self._session.get_adapter(url).send(
-                prepared,
-                stream=True,
-                timeout=deadline.remaining(),
-                verify=verify,
-                proxies=self._proxies_for(url),
-            )
+            with exact_target(_target_of(hop.url)):
+                sent = self._session.get_adapter(url).send(
+                    prepared,
+                    stream=True,
+                    timeout=deadline.remaining(),
+                    verify=verify,
+                    proxies=self._proxies_for(url),
+                )
             sent_headers = sent_headers_of(sent)  # before the body: reading frees the connection
             extract_cookies_to_jar(self._session.cookies, prepared, sent.raw)  # type: ignore[no-untyped-call]
             raw_body = _read_body(sent.raw, deadline)
@@ -321,6 +327,14 @@ def _next_hop(hop: OutgoingRequest, code: int, target: str, settings: _Behavior)
     if follow.header("Host") is not None:
         follow.set_header("Host", urlsplit(target).netloc.rpartition("@")[2])
     return follow
+
+
+def _target_of(url: str) -> str:
+    """The path and query of an encoded URL, as the request line carries them."""
+    before_hash = url.partition("#")[0]
+    after_scheme = before_hash.partition("://")[2]
+    slash = after_scheme.find("/")
+    return after_scheme[slash:] if slash >= 0 else "/"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -18,6 +18,7 @@ Choices that follow Postman (postman-collection and postman-runtime):
 
 from __future__ import annotations
 
+import base64
 import json
 import mimetypes
 import re
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from urllib3.fields import RequestField
 from urllib3.filepost import encode_multipart_formdata
@@ -342,6 +343,7 @@ def build_request(
     method = _method(request.get("method"))
     outgoing = OutgoingRequest(method=method, url=build_url(request.get("url"), resolve))
     outgoing.headers = build_headers(request.get("header"), resolve)
+    _userinfo_as_basic_auth(outgoing)
     body = None
     if method not in BODYLESS_METHODS or behavior.get("disableBodyPruning"):
         body = _build_body(request.get("body"), resolve, working_dir or Path.cwd())
@@ -349,6 +351,24 @@ def build_request(
         outgoing.body, outgoing.body_mode = body.content, body.mode
     _add_system_headers(outgoing, body, _disabled_system_headers(behavior))
     return outgoing
+
+
+def _userinfo_as_basic_auth(request: OutgoingRequest) -> None:
+    """Send a URL's ``user:password@`` as basic auth, and the URL without it, as Postman does.
+
+    The userinfo is percent-decoded; an Authorization header the request
+    already has wins. The password is masked in reports.
+    """
+    parts = parse_url(request.url)
+    if parts.user is None and parts.password is None:
+        return
+    user, password = unquote(parts.user or ""), unquote(parts.password or "")
+    parts.user = parts.password = None
+    request.url = encode_url(parts)
+    if (user or password) and request.header("Authorization") is None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request.headers.append(("Authorization", f"Basic {token}"))
+        request.secrets.update(value for value in (password, token) if value)
 
 
 def _method(method: Any) -> str:

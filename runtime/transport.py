@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import os
 import ssl
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import requests
 import truststore
@@ -172,11 +174,41 @@ def _loading(what: str) -> Iterator[None]:
         raise InputError(f"cannot load {what}: {error.strerror or error}") from error
 
 
+_wire = threading.local()
+
+
+@contextmanager
+def exact_target(target: str) -> Iterator[None]:
+    """Send the request line of requests this thread makes inside with ``target``.
+
+    ``target`` is the path and query as Postman encodes them. urllib3 would
+    re-encode them (``%2a`` to ``%2A``, a lone ``%`` to ``%25``, ``|`` to
+    ``%7C``) and drop an empty query's ``?``; Postman sends them as written.
+    """
+    _wire.target = target
+    try:
+        yield
+    finally:
+        _wire.target = None
+
+
+def _request_target(url: str) -> str:
+    """The request line's target: ``exact_target``'s, in the form urllib3 chose."""
+    target = getattr(_wire, "target", None)
+    if target is None:
+        return url
+    if url.startswith("/"):
+        return str(target)
+    origin = urlsplit(url)  # absolute form, to a plain-HTTP proxy
+    return f"{origin.scheme}://{origin.netloc}{target}"
+
+
 class HeaderRecorder(HTTPConnection):
     """A connection that keeps the header lines of the request it last sent.
 
     Mixed into the connection classes of every pool the adapter creates
-    (plain, TLS, SOCKS), in front of the class it records for.
+    (plain, TLS, SOCKS), in front of the class it records for. It also puts
+    the exact request target (``exact_target``) on the request line.
     """
 
     sent_headers: list[tuple[str, str]]
@@ -189,6 +221,7 @@ class HeaderRecorder(HTTPConnection):
         skip_accept_encoding: bool = False,
     ) -> None:
         self.sent_headers = []  # http.client adds Host and Accept-Encoding from here
+        url = _request_target(url)
         super().putrequest(
             method, url, skip_host=skip_host, skip_accept_encoding=skip_accept_encoding
         )

@@ -5,17 +5,26 @@ Choices that follow Postman (postman-collection and postman-runtime):
 - A URL object is joined from its parts, then parsed again, exactly as the
   runtime stringifies and re-parses it: a variable may hold a whole base URL
   (``host: ["{{baseUrl}}"]``).
-- Path encoding uses the WHATWG path percent-encode set, query keys and values
-  the query set (plus ``&`` for values, ``&`` and ``=`` for keys); existing
-  ``%XX`` escapes are kept. One difference: a ``%`` that starts no escape is
-  sent as ``%25``, so that the wire form stays unambiguous.
-- A URL without a protocol is ``http``; host names are lower-cased and
-  internationalised names are sent in their IDNA (punycode) form.
+- Encoding follows postman-url-encoder: the WHATWG path percent-encode set
+  for the path, the query set for query keys and values (plus ``&`` for
+  values, ``&`` and ``=`` for keys), C0 controls (newline: ``%0A``) and
+  non-ASCII everywhere. Everything else is kept as written: ``'`` in a path,
+  ``[ ] { } | ^`` in a query, existing ``%XX`` escapes in their own case
+  (``%2a`` stays ``%2a``), and a ``%`` that starts no escape (``100%``).
+- Backslashes before the query are path separators; leading white space is
+  dropped, trailing white space is encoded.
+- A URL without a protocol is ``http``; host names are lower-cased,
+  internationalised names are sent in their IDNA (punycode) form, and IPv4
+  shorthands are expanded as a WHATWG URL parser does (``127.1`` is
+  ``127.0.0.1``, ``0x7f.1`` too).
+- ``user:pa:ss@word@host``: the userinfo ends at the last ``@``, the user at
+  the first ``:`` (the request builder sends it as basic auth).
 """
 
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +36,8 @@ Resolver = Callable[[str], str]
 """Substitutes ``{{variables}}`` in one string."""
 
 _PROTOCOL = re.compile(r"^([^:/?#]+)://")
-_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+# A host of numbers only, decimal, octal (0...) or hex (0x...): a WHATWG parser reads it as IPv4.
+_IPV4_LABELS = re.compile(r"(?:(?:0x[0-9a-f]*|[0-9]+)\.){0,3}(?:0x[0-9a-f]*|[0-9]+)\.?")
 
 # WHATWG percent-encode sets, ASCII part (C0 controls and DEL are always encoded).
 _FRAGMENT_SET = frozenset(' "<>`')
@@ -59,16 +69,15 @@ def percent_encode(text: str, encode_set: frozenset[str]) -> str:
     """Percent-encode ``text`` with a WHATWG encode set.
 
     Parameters:
-        text: the component to encode; existing ``%XX`` escapes are kept.
+        text: the component to encode; ``%`` is kept, so existing ``%XX``
+            escapes stay as written.
         encode_set: ASCII characters to encode besides C0 controls and DEL;
             every non-ASCII character is encoded as UTF-8.
     """
     out: list[str] = []
-    for index, char in enumerate(text):
+    for char in text:
         code = ord(char)
-        if char == "%":
-            out.append("%" if _ESCAPE.match(text, index) else "%25")
-        elif code < 0x20 or code == 0x7F or char in encode_set:
+        if code < 0x20 or code == 0x7F or char in encode_set:
             out.append(f"%{code:02X}")
         elif code > 0x7F:
             out.append(quote(char, safe=""))
@@ -83,13 +92,14 @@ def parse_url(raw: str) -> UrlParts:
     Parameters:
         raw: the URL with variables already substituted.
     """
-    text = raw.strip()
+    text = raw.lstrip()
     parts = UrlParts()
     if "#" in text:
         text, parts.hash = text.split("#", 1)
     if "?" in text:
         text, query = text.split("?", 1)
         parts.query = [_split_param(param) for param in query.split("&")]
+    text = text.replace("\\", "/")
     match = _PROTOCOL.match(text)
     if match:
         parts.protocol = match.group(1)
@@ -146,6 +156,11 @@ def encode_url(parts: UrlParts) -> str:
 
 def _encode_host(host: str) -> str:
     host = host.lower()
+    if _IPV4_LABELS.fullmatch(host):
+        try:  # inet_aton reads the same shorthands (127.1, 0x7f.1, 2130706433) as WHATWG
+            return socket.inet_ntoa(socket.inet_aton(host.removesuffix(".")))
+        except OSError:
+            return host  # not an address after all; the connection will say so
     if host.isascii():
         return host
     try:
