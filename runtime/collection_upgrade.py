@@ -101,6 +101,11 @@ _V1_AUTH_BOOKKEEPING = {"id", "saveToRequest", "saveHelperData", "showPassword"}
 _V1_BODY_MODES = {"urlencoded": "urlencoded", "params": "formdata", "raw": "raw", "binary": "file"}
 
 
+def _list(value: Any) -> list[Any]:
+    """A list as it is; anything else counts as empty, as Postman's converter ignores it."""
+    return value if isinstance(value, list) else []
+
+
 def _v1_list(v1: JSON, field: str) -> list[JSON]:
     value = v1.get(field)
     if value is None:
@@ -114,14 +119,14 @@ def convert_v1(v1: JSON) -> JSON:
     """A v1 collection as v2.1: folders first (in ``folders_order``), then root requests."""
     requests = {str(r["id"]): r for r in _v1_list(v1, "requests")}
     folders = {str(f["id"]): f for f in _v1_list(v1, "folders")}
-    subfolders = {str(i) for f in folders.values() for i in f.get("folders_order") or []}
-    root_ids = [str(i) for i in v1.get("folders_order") or folders]
+    subfolders = {str(i) for f in folders.values() for i in _list(f.get("folders_order"))}
+    root_ids = [str(i) for i in _list(v1.get("folders_order")) or folders]
     items = [
         _v1_folder(folders[folder_id], folders, requests, ())
         for folder_id in dict.fromkeys(root_ids)
         if folder_id in folders and folder_id not in subfolders
     ]
-    items += [_v1_item(requests[str(i)]) for i in v1.get("order") or [] if str(i) in requests]
+    items += [_v1_item(requests[str(i)]) for i in _list(v1.get("order")) if str(i) in requests]
     info = {
         "_postman_id": v1.get("id"),
         "name": v1.get("name") or "Collection",
@@ -152,11 +157,11 @@ def _v1_folder(
     ancestors = (*ancestors, folder_id)
     children = [
         _v1_folder(folders[str(i)], folders, requests, ancestors)
-        for i in folder.get("folders_order") or []
+        for i in _list(folder.get("folders_order"))
         if str(i) in folders and str(i) not in ancestors  # a cycle would never end
     ]
     children += [
-        _v1_item(requests[str(i)]) for i in folder.get("order") or [] if str(i) in requests
+        _v1_item(requests[str(i)]) for i in _list(folder.get("order")) if str(i) in requests
     ]
     converted: JSON = {
         "id": folder_id,
@@ -202,7 +207,7 @@ def _v1_headers(request: JSON) -> list[JSON]:
     if isinstance(request.get("headers"), list):
         return list(request["headers"])
     headers: list[JSON] = []
-    for entry in request.get("headerData") or []:
+    for entry in _list(request.get("headerData")):
         if isinstance(entry, dict) and isinstance(entry.get("key"), str):
             headers.append(_v1_header(entry["key"], entry.get("value"), entry))
     seen = {header["key"] for header in headers}
@@ -227,7 +232,7 @@ def _v1_url(request: JSON) -> str | JSON:
     raw = str(request.get("url") or "")
     variables: list[JSON] = [
         {"key": v.get("key") or v.get("id"), "value": v.get("value")}
-        for v in request.get("pathVariableData") or []
+        for v in _list(request.get("pathVariableData"))
         if isinstance(v, dict)
     ]
     named = {variable["key"] for variable in variables}
@@ -293,7 +298,7 @@ def _v1_body(request: JSON) -> JSON | None:
     elif mode == "file":
         body["file"] = {"src": raw_data if isinstance(raw_data, str) else None}
     else:
-        body[mode] = [_v1_form_param(p) for p in (data or raw_data or []) if _has_key(p)]
+        body[mode] = [_v1_form_param(p) for p in _list(data or raw_data) if _has_key(p)]
     if request.get("dataDisabled"):
         body["disabled"] = True
     return body

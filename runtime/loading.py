@@ -30,6 +30,7 @@ __all__ = [
     "load_environment",
     "load_globals",
     "load_iteration_data",
+    "nesting_depth",
     "parse_key_value",
     "read_json",
     "row_for_iteration",
@@ -79,17 +80,63 @@ def _read_text(path: Path, error: type[InputError], latin1_fallback: bool = Fals
     return _decode(_read_bytes(path, error), path, error, latin1_fallback)
 
 
+# Deeper JSON is refused: Postman's own files stay far below it, and the code that walks
+# a collection (copies, folders within folders) must not run out of stack.
+MAX_JSON_DEPTH = 256
+# Integers longer than this become floats, as JavaScript reads them; Python would refuse
+# to convert them (its guard against quadratic conversion time).
+_MAX_INT_DIGITS = 4300
+
+
+def _json_integer(text: str) -> int | float:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else float(text)
+
+
 def _parse_json(text: str, label: str, error: type[InputError]) -> Any:
     if not text.strip():
         raise error(f"{label}: the file is empty")
     try:
-        return json.loads(text)
+        data = json.loads(text, parse_int=_json_integer)
     except json.JSONDecodeError as exc:
         raise error(
             f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except RecursionError:
-        raise error(f"{label}: JSON nested too deeply") from None
+        raise error(f"{label}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        raise error(f"{label}: invalid JSON: {exc}") from None
+    if nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise error(f"{label}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply lists and dicts nest in ``value`` (a scalar: 0), up to ``limit + 1``.
+
+    Iterative, so that a value too deep for recursion can be measured; a value
+    shared in several places (YAML aliases) is measured once, and a value that
+    contains itself counts as too deep.
+    """
+    depths: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key, children = id(node), list(node.values() if isinstance(node, dict) else node)
+        if children_done:
+            on_path.discard(key)
+            depths[key] = 1 + max((depths.get(id(child), 0) for child in children), default=0)
+            if depths[key] > limit:
+                return depths[key]
+        elif key in on_path:
+            return limit + 1  # it contains itself
+        elif key not in depths:
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return depths.get(id(value), 0)
 
 
 def read_json(path: Path | str, *, error: type[InputError] = DataFileError) -> Any:

@@ -182,14 +182,32 @@ def _walk(children: list[Item | Folder]) -> Iterator[Item]:
             yield child
 
 
+def _objects(value: Any) -> list[JSON]:
+    """The objects of a list; anything else holds none (as Postman ignores it)."""
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
+
+
+def _object(value: Any) -> JSON:
+    """A copy of an object; anything else is an empty one (as Postman ignores it)."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _auth(value: Any) -> JSON | None:
+    return value if isinstance(value, dict) else None
+
+
+def _network(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _node_fields(raw: JSON, default_name: str, position: str) -> JSON:
     return {
         "id": str(raw.get("id") or raw.get("_postman_id") or _stable_id(position)),
         "name": str(raw.get("name") or default_name),
-        "events": [e for e in raw.get("event") or [] if isinstance(e, dict)],
-        "protocol_profile_behavior": dict(raw.get("protocolProfileBehavior") or {}),
+        "events": _objects(raw.get("event")),
+        "protocol_profile_behavior": _object(raw.get("protocolProfileBehavior")),
         "description": _description(raw.get("description")),
-        "network": raw.get("x-pmrunner-network") or None,
+        "network": _network(raw.get("x-pmrunner-network")),
     }
 
 
@@ -211,7 +229,7 @@ def _parse_children(raw_items: Any, parents: tuple[Node, ...]) -> list[Item | Fo
         if not isinstance(raw, dict):
             raise CollectionFormatError("every entry of 'item' must be an object")
         if "item" in raw and "request" not in raw:
-            folder = Folder(**_node_fields(raw, "Folder", position), auth=raw.get("auth"))
+            folder = Folder(**_node_fields(raw, "Folder", position), auth=_auth(raw.get("auth")))
             folder.children = _parse_children(raw["item"], (*parents, folder))
             children.append(folder)
         else:
@@ -225,7 +243,7 @@ def _parse_children(raw_items: Any, parents: tuple[Node, ...]) -> list[Item | Fo
                 Item(
                     **_node_fields(raw, "Request", position),
                     request=request,
-                    responses=list(raw.get("response") or []),
+                    responses=_objects(raw.get("response")),
                     parents=parents,
                 )
             )
@@ -242,13 +260,13 @@ def parse_collection(data: JSON) -> Collection:
     name = str(info.get("name") or "Collection")
     fields = _node_fields({**info, "event": data.get("event")}, "Collection", "collection/" + name)
     fields["id"] = str(info.get("_postman_id") or info.get("id") or fields["id"])
-    fields["protocol_profile_behavior"] = dict(data.get("protocolProfileBehavior") or {})
-    fields["network"] = data.get("x-pmrunner-network") or None
+    fields["protocol_profile_behavior"] = _object(data.get("protocolProfileBehavior"))
+    fields["network"] = _network(data.get("x-pmrunner-network"))
     collection = Collection(
         **fields,
-        auth=data.get("auth"),
+        auth=_auth(data.get("auth")),
         schema=str(info.get("schema") or ""),
-        variables=[v for v in data.get("variable") or [] if isinstance(v, dict)],
+        variables=_objects(data.get("variable")),
         raw=data,
     )
     collection.children = _parse_children(data.get("item"), (collection,))

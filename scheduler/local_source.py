@@ -63,14 +63,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import yaml
-
 from pmrunner.errors import CollectionFormatError, ConfigurationError, InputError
 from runtime.collection_upgrade import convert_v1, is_v1_collection
 from runtime.loading import VariableFile, load_collection, load_environment, read_json
 from scheduler.monitors import Monitor, MonitorOptions
 from scheduler.schedule import Schedule, load_timezone, parse_interval
 from scheduler.secrets import SecretOverrides
+from scheduler.yaml_input import read_yaml
 
 __all__ = ["LocalMonitorSource", "read_monitors_file"]
 
@@ -234,45 +233,8 @@ def read_monitors_file(path: Path) -> list[Monitor]:
 # -- reading the file -------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a key given twice in one mapping."""
-
-
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} given twice", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
-)
-
-
 def _load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigurationError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{path}: not UTF-8 text") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML: {_one_line(exc)}") from None
-
-
-def _one_line(exc: yaml.YAMLError) -> str:
-    return " ".join(str(exc).split())
+    return read_yaml(path, unique_keys=True)
 
 
 def _stamp_of(path: Path, *, error: type[InputError] = ConfigurationError) -> _Stamp:

@@ -38,10 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pmrunner.errors import ConfigurationError
 from runtime.loading import VariableFile
+from scheduler.yaml_input import read_yaml
 
 __all__ = ["ENV_PREFIX", "EVERY_MONITOR", "SecretOverrides"]
 
@@ -154,16 +153,7 @@ def _refuse_vault_reference(monitor_uid: str, entry: dict[str, Any]) -> None:
 
 def _read_file(path: Path) -> dict[str, dict[str, str]]:
     """Parse and check the secrets file."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigurationError(f"{path}: not UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML or JSON: {exc}") from None
+    data = read_yaml(path, unique_keys=False, what="YAML or JSON")
     if data is None:
         return {}
     if not isinstance(data, dict):

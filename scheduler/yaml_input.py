@@ -1,0 +1,91 @@
+"""Reading the YAML files of the configuration (monitors, secrets) safely.
+
+Safe construction only (no Python objects); every problem, integers too long
+to convert and nesting too deep or circular (aliases) included, becomes one
+``ConfigurationError`` line naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pmrunner.errors import ConfigurationError
+from runtime.loading import MAX_JSON_DEPTH, nesting_depth
+
+__all__ = ["read_yaml"]
+
+
+# libyaml's parser when it is there: fast, and it limits nesting itself.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
+    """A safe YAML loader that refuses a key given twice in one mapping."""
+
+
+def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+        except TypeError:  # a list or mapping as a key
+            raise yaml.constructor.ConstructorError(
+                None, None, "a list or mapping cannot be a key", key_node.start_mark
+            ) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} given twice", key_node.start_mark
+            )
+        seen.add(key)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+)
+
+
+def read_yaml(path: Path, *, unique_keys: bool = True, what: str = "YAML") -> Any:
+    """Read and parse one YAML (or JSON) file.
+
+    Args:
+        path: the file.
+        unique_keys: refuse a mapping that gives a key twice.
+        what: how errors call the format ("YAML", "YAML or JSON").
+
+    Raises:
+        ConfigurationError: naming the file: missing, unreadable, not UTF-8,
+            not valid YAML, or nested deeper than ``MAX_JSON_DEPTH``.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigurationError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path}: not UTF-8 text") from None
+    loader = _UniqueKeyLoader if unique_keys else _SafeLoader
+    try:
+        data = yaml.load(text, Loader=loader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid {what}: {_one_line(exc)}") from None
+    except RecursionError:
+        raise ConfigurationError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # an integer too long to convert
+        raise ConfigurationError(f"{path}: not valid {what}: {_one_line(exc)}") from None
+    if nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise ConfigurationError(
+            f"{path}: nested deeper than {MAX_JSON_DEPTH} levels, or an alias contains itself"
+        )
+    return data
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
