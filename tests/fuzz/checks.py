@@ -33,3 +33,12 @@ def accepted_or_refused(call: Callable[[], Any], path: Path) -> Any:
         assert "\n" not in message, message
         assert str(path) in message, message
         return None
+
+
+def file_read_or_refused(
+    folder: Path, name: str, content: bytes, *loaders: Callable[[Path], Any]
+) -> list[Any]:
+    """Write ``content`` to ``folder/name`` and give it to each loader; their results."""
+    path = folder / name
+    path.write_bytes(content)
+    return [accepted_or_refused(lambda load=load: load(path), path) for load in loaders]

@@ -12,7 +12,7 @@ from hypothesis import given
 from runtime.loading import load_collection, load_environment, load_globals, load_iteration_data
 from runtime.model import Collection
 from scheduler.secrets import SecretOverrides
-from tests.fuzz.checks import FUZZ, accepted_or_refused
+from tests.fuzz.checks import FUZZ, file_read_or_refused
 from tests.fuzz.strategies import (
     collections,
     csv_documents,
@@ -45,9 +45,7 @@ def _use(collection: Collection) -> None:
 @FUZZ
 @given(content=json_documents(collections()))
 def test_collections(folder: Path, content: bytes) -> None:
-    path = folder / "fuzz.postman_collection.json"
-    path.write_bytes(content)
-    collection = accepted_or_refused(lambda: load_collection(path), path)
+    [collection] = file_read_or_refused(folder, "c.json", content, load_collection)
     if collection is not None:
         _use(collection)
 
@@ -55,33 +53,26 @@ def test_collections(folder: Path, content: bytes) -> None:
 @FUZZ
 @given(content=json_documents(variable_files()))
 def test_environments_and_globals(folder: Path, content: bytes) -> None:
-    path = folder / "fuzz.postman_environment.json"
-    path.write_bytes(content)
-    accepted_or_refused(lambda: load_environment(path), path)
-    accepted_or_refused(lambda: load_globals(path), path)
+    file_read_or_refused(folder, "env.json", content, load_environment, load_globals)
 
 
 @FUZZ
 @given(content=csv_documents())
 def test_csv_iteration_data(folder: Path, content: bytes) -> None:
-    path = folder / "fuzz.csv"
-    path.write_bytes(content)
-    accepted_or_refused(lambda: load_iteration_data(path), path)
+    file_read_or_refused(folder, "data.csv", content, load_iteration_data)
 
 
 @FUZZ
 @given(content=json_documents(json_values()))
 def test_json_iteration_data(folder: Path, content: bytes) -> None:
-    path = folder / "fuzz.json"
-    path.write_bytes(content)
-    accepted_or_refused(lambda: load_iteration_data(path), path)
+    file_read_or_refused(folder, "data.json", content, load_iteration_data)
 
 
 @FUZZ
 @given(content=yaml_documents(json_values()))
 def test_secrets_file(folder: Path, content: bytes) -> None:
-    path = folder / "secrets.yaml"
-    path.write_bytes(content)
-    overrides = accepted_or_refused(lambda: SecretOverrides.load(path, {}), path)
+    [overrides] = file_read_or_refused(
+        folder, "secrets.yaml", content, lambda path: SecretOverrides.load(path, {})
+    )
     if overrides is not None:
         overrides.for_monitor("orders")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 
 from scheduler.local_source import LocalMonitorSource, read_monitors_file
-from tests.fuzz.checks import FUZZ, accepted_or_refused
+from tests.fuzz.checks import FUZZ, file_read_or_refused
 from tests.fuzz.strategies import json_values, yaml_documents
 
 GOOD = "monitors:\n  - {name: Orders, collection: c.json, schedule: {every: 5m}}\n"
@@ -30,9 +30,7 @@ def folder() -> Iterator[Path]:
 @FUZZ
 @given(content=yaml_documents(json_values()))
 def test_monitors_file(folder: Path, content: bytes) -> None:
-    path = folder / "monitors.yaml"
-    path.write_bytes(content)
-    accepted_or_refused(lambda: read_monitors_file(path), path)
+    file_read_or_refused(folder, "monitors.yaml", content, read_monitors_file)
 
 
 @FUZZ

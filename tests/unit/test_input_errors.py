@@ -81,7 +81,7 @@ def test_a_monitors_file_with_a_list_as_a_key_keeps_the_last_good_monitors(
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("a: &x [*x]\n", "recursive node"),
+        ("a: &x [*x]\n", "recursive node|an alias contains itself"),
         ("[" * 5000 + "]" * 5000, "not valid YAML"),
         ("every: " + HUGE + "\n", "not valid YAML"),
     ],
