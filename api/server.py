@@ -98,6 +98,9 @@ def serve_api(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     app = create_api(settings, insecure_no_auth=insecure_no_auth)
+    from tasks.upkeep import start_upkeep  # the API sweeps too, when it is all that runs
+
+    start_upkeep(app.state.context.celery_app)
     host = host or settings.api_host
     port = settings.api_port if port is None else port
     sock = listening_socket(host, port)

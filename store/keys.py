@@ -64,6 +64,34 @@ class Keys:
         """Sorted set: every stored run id by start time (ms)."""
         return f"{self.prefix}runs:all"
 
+    def workers(self) -> str:
+        """Set: names of workers that heartbeat (lapsed ones until resolved)."""
+        return f"{self.prefix}workers"
+
+    def worker_alive(self, worker: str) -> str:
+        """Present while the worker heartbeats (it expires after the lapse)."""
+        return f"{self.prefix}worker:{worker}:alive"
+
+    def worker_steps(self, worker: str) -> str:
+        """Hash: ``<run id>|<step key>`` -> the step the worker holds and its phase (JSON)."""
+        return f"{self.prefix}worker:{worker}:steps"
+
+    def upkeep_lease(self) -> str:
+        """Held by the one process that sweeps, resolves lost workers and delivers webhooks."""
+        return f"{self.prefix}upkeep:lease"
+
+    def outbox(self) -> str:
+        """Sorted set: webhook deliveries by the time of their next attempt."""
+        return f"{self.prefix}outbox"
+
+    def outbox_entry(self, entry_id: str) -> str:
+        """One webhook delivery: where it goes, what it carries, its attempts (JSON)."""
+        return f"{self.prefix}outbox:{entry_id}"
+
+    def deliveries(self, run_id: str) -> str:
+        """List: every delivery attempt of a run's webhooks and notices (JSON)."""
+        return f"{self.prefix}deliveries:{run_id}"
+
     def slot(self, monitor_uid: str, slot: str) -> str:
         """Claimed once per monitor schedule slot."""
         return f"{self.prefix}run-slot:{monitor_uid}:{slot}"

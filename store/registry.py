@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from store import scripts
 from store.keys import Keys, text
 
 JSON = dict[str, Any]
@@ -72,32 +73,58 @@ class RunTicket:
         return cls(**json.loads(text))
 
 
-# KEYS: results, states, progress. ARGV: step key, result, branch key, state,
-# expiry, hand-off field ("" for none), next queue.
-_FINISH_STEP = """
-local recorded = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-local handed = 0
-if recorded == 1 then
-    redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-    if ARGV[6] ~= '' then
-        handed = redis.call('HSETNX', KEYS[3], ARGV[6], ARGV[7])
-        redis.call('EXPIRE', KEYS[3], ARGV[5])
-    end
-end
-return {recorded, handed}
-"""
-
-
 @dataclass
 class StepStart:
-    """What ``begin_step`` read for a step."""
+    """What ``begin_step`` found for a step.
 
-    ticket: RunTicket | None
-    final: bool
-    attempt: int
-    result: JSON | None
-    state: JSON
+    Parameters:
+        outcome: ``run`` (this delivery runs it), ``final`` (the run ended),
+            ``finished`` (an earlier delivery recorded it), ``busy`` (another
+            delivery holds it; ``started`` says where).
+        ticket: the run's ticket, when asked for.
+        attempt: the claims of this step so far (2+: it was sent again).
+        result: the earlier result (``finished``).
+        state: the branch's state (or the run's initial state).
+        note: why the step was sent again, when it was.
+        started: where the holding delivery runs (``busy``).
+    """
+
+    outcome: str
+    ticket: RunTicket | None = None
+    attempt: int = 0
+    result: JSON | None = None
+    state: JSON = field(default_factory=dict)
+    note: str = ""
+    started: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepHolder:
+    """Which delivery of a step is running, and where.
+
+    Parameters:
+        worker: the worker's node name.
+        task_id: the Celery task id of the delivery.
+        queue: the queue it came from.
+        entry: the worker's record of the step (``worker_steps`` field value).
+    """
+
+    worker: str
+    task_id: str
+    queue: str
+    entry: JSON
+
+
+def _decoded(field: str, value: bytes | str) -> Any:
+    """A progress value: JSON where the field holds JSON, else text."""
+    if field.endswith((":started", ":queue", ":attempts")):
+        return json.loads(value)
+    return text(value)
+
+
+def entry_field(run_id: str, step_key: str) -> str:
+    """The field of a step in its worker's ``worker_steps`` hash."""
+    return f"{run_id}|{step_key}"
 
 
 class RunRegistry:
@@ -106,7 +133,10 @@ class RunRegistry:
     def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
         self.redis = client
         self.keys = keys or Keys()
-        self._finish = client.register_script(_FINISH_STEP)
+        self._begin = client.register_script(scripts.BEGIN_STEP)
+        self._finish = client.register_script(scripts.FINISH_STEP)
+        self._sent = client.register_script(scripts.MARK_SENT)
+        self._drop = client.register_script(scripts.DROP_MESSAGES)
 
     # -- collections ------------------------------------------------------
 
@@ -169,36 +199,61 @@ class RunRegistry:
         run_id: str,
         step_key: str,
         branch_key: str,
-        worker: str,
-        queue: str,
+        holder: StepHolder,
         *,
+        token: str,
         with_ticket: bool,
     ) -> StepStart:
-        """Everything a step needs to start, in one round trip.
+        """Claim a step for one delivery and read what it needs, in one round trip.
 
-        Notes the attempt (2+ is a re-delivery) and where it runs; reads the
-        ticket (when asked), whether the run is final, an earlier result of
-        this step, and the branch's state (or the run's initial state).
+        Only one delivery of a step runs it: the first, or the one sent again
+        with ``token`` after its worker was lost. Nothing is written once the
+        run is final.
         """
-        progress = self.keys.run_progress(run_id)
-        pipe = self.redis.pipeline(transaction=False)
-        if with_ticket:
-            pipe.get(self.keys.run(run_id))
-        else:
-            pipe.echo("")
-        pipe.exists(self.keys.run_final(run_id))
-        pipe.hincrby(progress, f"{step_key}:attempts", 1)
-        pipe.hset(progress, f"{step_key}:started", json.dumps({"worker": worker, "queue": queue}))
-        pipe.expire(progress, KEEP_AFTER_DEADLINE * 2)
-        pipe.hget(self.keys.run_results(run_id), step_key)
-        pipe.hmget(self.keys.run_states(run_id), [branch_key, "initial"])
-        ticket, final, attempts, _, _, result, (state, initial) = pipe.execute()
+        reply = self._begin(
+            keys=self._step_keys(run_id, holder.worker, "results", "states"),
+            args=[
+                step_key,
+                branch_key,
+                holder.task_id,
+                token,
+                "1" if with_ticket else "0",
+                KEEP_AFTER_DEADLINE * 2,
+                json.dumps({"worker": holder.worker, "queue": holder.queue}),
+                entry_field(run_id, step_key),
+                json.dumps({**holder.entry, "phase": "started"}),
+            ],
+        )
+        outcome = text(reply[0])
+        if outcome == "final":
+            return StepStart(outcome)
+        if outcome == "busy":
+            return StepStart(outcome, started=json.loads(reply[1]))
+        ticket = RunTicket.from_json(reply[1]) if reply[1] else None
+        if outcome == "finished":
+            return StepStart(
+                outcome, ticket, result=json.loads(reply[2]), state=json.loads(reply[3])
+            )
         return StepStart(
-            ticket=RunTicket.from_json(ticket) if ticket else None,
-            final=bool(final),
-            attempt=int(attempts),
-            result=json.loads(result) if result else None,
-            state=json.loads(state or initial or "{}"),
+            outcome, ticket, attempt=int(reply[2]), state=json.loads(reply[3]), note=text(reply[4])
+        )
+
+    def mark_sent(self, run_id: str, step_key: str, method: str, holder: StepHolder) -> None:
+        """Note that the step's request (``method``) went out; unsafe methods are noted last."""
+        self._sent(
+            keys=[
+                self.keys.run(run_id),
+                self.keys.run_final(run_id),
+                self.keys.run_progress(run_id),
+                self.keys.worker_steps(holder.worker),
+            ],
+            args=[
+                step_key,
+                method,
+                KEEP_AFTER_DEADLINE * 2,
+                entry_field(run_id, step_key),
+                json.dumps({**holder.entry, "phase": "sent", "method": method}),
+            ],
         )
 
     def finish_step(
@@ -208,30 +263,35 @@ class RunRegistry:
         branch_key: str,
         result: JSON,
         state: JSON,
-        handoff: tuple[str, str] | None,
+        handoff: tuple[str, str, list[Any]] | None,
+        holder: StepHolder,
     ) -> tuple[bool, bool]:
         """Record a step's result and state and claim its successor, in one round trip.
 
         Returns (recorded, handed): recorded is False for a duplicate delivery
-        whose twin got there first (then neither its state nor a hand-off is
-        written); handed is True when this call claimed the sending of the
-        next step (``handoff`` = its step key and queue). Atomic, in Lua.
+        whose twin got there first, or a step of a run that already ended
+        (then nothing is written); handed is True when this call claimed the
+        sending of the next step (``handoff`` = its step key, queue and
+        arguments). A retried call of the same delivery answers the same.
         """
-        next_key, next_queue = handoff if handoff is not None else ("", "")
+        next_key, next_queue, next_args = handoff if handoff is not None else ("", "", None)
+        entry = ""
+        if next_args is not None:
+            successor = {"args": next_args, "queue": next_queue}
+            entry = json.dumps({**holder.entry, "phase": "handing", "next": successor})
         recorded, handed = self._finish(
-            keys=[
-                self.keys.run_results(run_id),
-                self.keys.run_states(run_id),
-                self.keys.run_progress(run_id),
-            ],
+            keys=self._step_keys(run_id, holder.worker, "results", "states", "progress"),
             args=[
                 step_key,
                 json.dumps(result),
                 branch_key,
                 json.dumps(state),
                 KEEP_AFTER_DEADLINE * 2,
-                f"{next_key}:queue" if next_key else "",
+                next_key,
                 json.dumps(next_queue),
+                holder.task_id,
+                entry_field(run_id, step_key),
+                entry,
             ],
         )
         return bool(recorded), bool(handed)
@@ -253,20 +313,55 @@ class RunRegistry:
         raw = self.redis.hget(self.keys.run_states(run_id), f"prepared:{step_key}")
         return json.loads(raw) if raw else None
 
+    def handed_on(self, run_id: str, step_key: str, worker: str) -> None:
+        """The worker sent the step's successor: it holds the step no more."""
+        self.redis.hdel(self.keys.worker_steps(worker), entry_field(run_id, step_key))
+
+    def _step_keys(self, run_id: str, worker: str, *hashes: str) -> list[str]:
+        """run, final, then progress or the named hashes, then the worker's steps."""
+        named = {
+            "results": self.keys.run_results(run_id),
+            "states": self.keys.run_states(run_id),
+            "progress": self.keys.run_progress(run_id),
+        }
+        middle = [named[name] for name in hashes]
+        if "progress" not in hashes:
+            middle.insert(0, self.keys.run_progress(run_id))
+        return [
+            self.keys.run(run_id),
+            self.keys.run_final(run_id),
+            *middle,
+            self.keys.worker_steps(worker),
+        ]
+
     def record_step(self, run_id: str, step_key: str, result: JSON) -> bool:
-        """Store a step's result once; False when a duplicate delivery already did."""
+        """Store a step's result once; False when one was stored or the run has ended."""
+        if self.redis.exists(self.keys.run_final(run_id)):
+            return False
         key = self.keys.run_results(run_id)
-        stored = bool(self.redis.hsetnx(key, step_key, json.dumps(result)))
-        self.redis.expire(key, KEEP_AFTER_DEADLINE * 2)
-        return stored
+        pipe = self.redis.pipeline()
+        pipe.hsetnx(key, step_key, json.dumps(result))
+        pipe.expire(key, KEEP_AFTER_DEADLINE * 2)
+        return bool(pipe.execute()[0])
+
+    def send_again(self, run_id: str, step_key: str, token: str, note: str) -> None:
+        """Let only the delivery carrying ``token`` run the step; ``note`` says why it was sent."""
+        progress = self.keys.run_progress(run_id)
+        pipe = self.redis.pipeline()
+        pipe.hset(
+            progress, mapping={f"{step_key}:owner": f"token:{token}", f"{step_key}:note": note}
+        )
+        pipe.expire(progress, KEEP_AFTER_DEADLINE * 2)
+        pipe.execute()
 
     def results(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_results(run_id))
         return {text(k): json.loads(v) for k, v in raw.items()}
 
     def progress(self, run_id: str) -> dict[str, Any]:
+        """Step key fields: ``:started`` and ``:queue`` (JSON), ``:sent``, ``:owner``, ``:note``."""
         raw = self.redis.hgetall(self.keys.run_progress(run_id))
-        return {text(k): json.loads(v) for k, v in raw.items()}
+        return {text(k): _decoded(text(k), v) for k, v in raw.items()}
 
     # -- the end --------------------------------------------------------------
 
@@ -280,13 +375,27 @@ class RunRegistry:
         now = time.time() if now is None else now
         return [text(r) for r in self.redis.zrangebyscore(self.keys.active_runs(), 0, now)]
 
-    def close(self, run_id: str) -> None:
-        """Forget a finished run's in-flight state (secrets included)."""
+    def close(self, run_id: str, queues: list[str] | None = None) -> int:
+        """Forget a finished run's in-flight state (secrets at once, the rest in a minute).
+
+        Parameters:
+            run_id: the run.
+            queues: queues that may still hold messages of the run; they are
+                removed, so nothing of the run outlives it in a queue.
+
+        Returns how many waiting messages were removed.
+        """
         pipe = self.redis.pipeline()
         pipe.zrem(self.keys.active_runs(), run_id)
         pipe.delete(self.keys.run_states(run_id))
-        pipe.expire(self.keys.run_results(run_id), 60)
-        pipe.expire(self.keys.run_progress(run_id), 60)
-        pipe.expire(self.keys.run_done(run_id), 60)
-        pipe.expire(self.keys.run(run_id), 60)
+        for key in (
+            self.keys.run_results(run_id),
+            self.keys.run_progress(run_id),
+            self.keys.run_done(run_id),
+            self.keys.run(run_id),
+        ):
+            pipe.expire(key, 60)
         pipe.execute()
+        if not queues:
+            return 0
+        return int(self._drop(keys=sorted(set(queues)), args=[run_id]))

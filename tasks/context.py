@@ -9,15 +9,21 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from celery import Celery
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from pmrunner.errors import PmrunnerError
 from runtime.loading import load_collection
 from runtime.model import Collection, Item
 from runtime.options import RunOptions, options_from_dict
+from scheduler.planner import Branch
 from store import Keys, RunRegistry, RunStore, RunTicket
+from store.workers import WorkerBook
+from worker.roles import settings_of
 from worker.routing import NetworkMap
 from worker.settings import Settings
 
@@ -25,17 +31,29 @@ _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
-def settings_of(app: Celery) -> Settings:
-    settings = getattr(app, "pmrunner_settings", None)
-    return settings if isinstance(settings, Settings) else Settings.from_env()
+# Reconnection attempts are at most this far apart (seconds).
+RECONNECT_INTERVAL_MAX = 1.0
 
 
 def redis_for(settings: Settings) -> redis.Redis:
-    """One connection pool per Redis URL and process."""
+    """One connection pool per Redis URL and process, riding out Redis outages.
+
+    A command that meets a refused or dropped connection is retried with
+    exponential backoff for about ``settings.redis_retry_seconds``, so a
+    Redis restart fails no run, no step's recording and no waiter.
+    """
     with _clients_lock:
         client = _clients.get(settings.redis_url)
         if client is None:
-            client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+            attempts = max(int(settings.redis_retry_seconds / RECONNECT_INTERVAL_MAX), 1)
+            client = redis.Redis.from_url(
+                settings.redis_url,
+                health_check_interval=30,
+                socket_connect_timeout=5,
+                socket_timeout=30,
+                retry=Retry(ExponentialBackoff(cap=RECONNECT_INTERVAL_MAX, base=0.05), attempts),
+                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            )
             _clients[settings.redis_url] = client
         return client
 
@@ -48,6 +66,7 @@ class Services:
     settings: Settings
     registry: RunRegistry
     store: RunStore
+    workers: WorkerBook
 
     @classmethod
     def of(cls, app: Celery) -> Services:
@@ -60,7 +79,7 @@ class Services:
             retention_days=settings.retention_days,
             retention_runs=settings.retention_runs,
         )
-        return cls(app, settings, RunRegistry(client, keys), store)
+        return cls(app, settings, RunRegistry(client, keys), store, WorkerBook(client, keys))
 
 
 class CollectionCache:
@@ -141,3 +160,18 @@ class RunContext:
 
     def selected_items(self) -> list[Item]:
         return self.collection.select(list(self.options.folders))
+
+    def branch(self, key: str) -> Branch:
+        """The plan's branch ``key``."""
+        for raw in self.ticket.plan["branches"]:
+            if raw["key"] == key:
+                return Branch.from_dict(raw)
+        raise KeyError(f"branch {key} is not in the plan of run {self.ticket.run_id}")
+
+    def position(self, branch: Branch, cursor: dict[str, Any]) -> tuple[str, int]:
+        """The item id and iteration a branch's ``cursor`` points at."""
+        index = int(cursor.get("index", 0))
+        if branch.dynamic:
+            return self.selected_items()[index].id, int(cursor.get("iteration", 0))
+        ref = branch.steps[index]
+        return ref.item_id, ref.iteration

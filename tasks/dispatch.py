@@ -98,9 +98,7 @@ def start_run(app: Celery, request: RunRequest) -> str:
     header = _first_steps(app, ticket, plan, items, state, networks, settings.queue_for)
     ticket.queues = {f"{sig.args[1]}:0": sig.options["queue"] for sig in header}
     services.registry.register(ticket, asdict(state))
-    callback = app.signature(
-        FINALIZE_RUN, (run_id,), queue=settings.queue_for(settings.default_network), immutable=True
-    )
+    callback = app.signature(FINALIZE_RUN, (run_id,), queue=settings.control_queue, immutable=True)
     if header:
         chord(header, callback, app=app).apply_async()
     else:

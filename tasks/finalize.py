@@ -23,15 +23,22 @@ JSON = dict[str, Any]
 MASK = "********"
 
 
-def mark_branch_done(services: Services, run_id: str, branch_key: str) -> None:
-    services.registry.mark_branch_done(run_id, branch_key)
+def finalize_if_complete(services: Services, run_id: str, ended: int | None = None) -> JSON | None:
+    """Report the run when every branch has ended; None while one runs (or if reported).
 
-
-def is_complete(services: Services, run_id: str) -> bool:
+    Parameters:
+        services: Redis-backed services.
+        run_id: the run.
+        ended: how many branches have ended, when the caller just counted them.
+    """
     ticket = services.registry.ticket(run_id)
     if ticket is None:
-        return True
-    return services.registry.branches_done(run_id) >= len(ticket.plan["branches"])
+        return None
+    if ended is None:
+        ended = services.registry.branches_done(run_id)
+    if ended < len(ticket.plan["branches"]):
+        return None
+    return finalize(services, run_id)
 
 
 def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | None:
@@ -40,12 +47,9 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
     ticket = registry.ticket(run_id)
     if ticket is None or not registry.claim_final(run_id):
         return None
+    progress = registry.progress(run_id)
     run = assemble_run(
-        ticket,
-        registry.results(run_id),
-        registry.progress(run_id),
-        registry.states(run_id),
-        swept=swept,
+        ticket, registry.results(run_id), progress, registry.states(run_id), swept=swept
     )
     report = build_report(
         run,
@@ -61,7 +65,9 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
     RUNS_FINISHED.labels(report["status"], ticket.source).inc()
     if swept:
         RUNS_SWEPT.inc()
-    registry.close(run_id)
+    removed = registry.close(run_id, _queues_of(ticket, progress, run))
+    if removed:
+        log.info("run %s: %d waiting messages removed", run_id, removed)
     finished = registry.keys.run_finished(run_id)
     pipe = registry.redis.pipeline()
     pipe.rpush(finished, report["status"])
@@ -70,6 +76,18 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
     _announce(services, report, ticket)
     log.info("run %s finalized: %s (%d executions)", run_id, report["status"], len(run.executions))
     return report
+
+
+def _queues_of(ticket: RunTicket, progress: dict[str, Any], run: Run) -> list[str]:
+    """The queues that may still hold messages of a run that ended with steps missing."""
+    if not any(_is_missing(execution) for execution in run.executions):
+        return []
+    sent = [str(value) for key, value in progress.items() if key.endswith(":queue")]
+    return [*{*ticket.queues.values(), *sent}]
+
+
+def _is_missing(execution: Execution) -> bool:
+    return any(error.name == "RunIncomplete" for error in execution.errors)
 
 
 def _announce(services: Services, report: JSON, ticket: RunTicket) -> None:
@@ -179,7 +197,8 @@ def _missing(
         number += 1
     last = results.get(f"{branch.key}:{number - 1}") if number else None
     if last is not None and last.get("aborted"):
-        reason = f"not run: step {number - 1} of its sequence failed inside pmrunner"
+        why = last.get("reason") or "failed inside pmrunner"
+        reason = f"not run: step {number - 1} of its sequence {why}"
         if branch.dynamic:
             return []  # where a dynamic branch would have gone is unknown
         refs = [(ref.item_id, ref.iteration) for ref in branch.steps[number:]]
@@ -209,9 +228,11 @@ def _why_missing(key: str, progress: dict[str, Any], ticket: RunTicket) -> str:
     waited = max(int(ticket.deadline - (parse_iso(ticket.started_at) or utc_now()).timestamp()), 0)
     started = progress.get(f"{key}:started")
     if isinstance(started, dict):
+        sent = progress.get(f"{key}:sent")
+        what = f"after sending it ({sent})" if sent else "before sending it"
         return (
-            f"worker {started.get('worker')} stopped while running this request "
-            f"(queue {started.get('queue')}); no result within {waited} s"
+            f"worker {started.get('worker')} (queue {started.get('queue')}) took this request"
+            f" and gave no result {what} within {waited} s"
         )
     queue = progress.get(f"{key}:queue") or ticket.queues.get(key) or "its queue"
     return f"no worker consumed {queue} within {waited} s"

@@ -203,9 +203,7 @@ def after_monitor_run(services: Services, report: JSON) -> None:
     if failed and attempt <= monitor.retry_attempts:
         log.info("monitor %s failed (attempt %d); retrying", monitor.uid, attempt)
         services.app.send_task(
-            "pmrunner.retry_monitor_run",
-            (monitor.to_dict(), attempt + 1, meta.get("slot")),
-            queue=services.settings.queue_for(services.settings.default_network),
+            "pmrunner.retry_monitor_run", (monitor.to_dict(), attempt + 1, meta.get("slot"))
         )
         return
     _notify(services, monitor, report, failed)
@@ -236,9 +234,7 @@ def _send_notice(
         "finishedAt": report["finishedAt"],
     }
     log.warning("monitor %s: %s after %d failed runs", monitor.uid, event, failures)
+    from tasks.outbox import enqueue
+
     for url in monitor.webhooks:
-        services.app.send_task(
-            "pmrunner.deliver_json",
-            (url, payload),
-            queue=services.settings.queue_for(services.settings.default_network),
-        )
+        enqueue(services, url, report["id"], payload)

@@ -17,12 +17,15 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
+import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import Ignore
 
+from runtime.exchange import HttpResponse, OutgoingRequest
 from runtime.http_client import HttpClient
 from runtime.options import RunOptions
 from runtime.results import Execution, ScriptError
@@ -31,16 +34,16 @@ from runtime.sandbox.engine import context_for_this_thread
 from runtime.state import RunState
 from runtime.step import Step
 from scheduler.planner import Branch
+from store.registry import StepHolder
 from tasks.context import RunContext, Services, contexts
 from tasks.egress import with_egress
-from tasks.finalize import finalize, is_complete, mark_branch_done
+from tasks.finalize import finalize_if_complete
 from tasks.handover import PREPARED, resume_prepared, save_prepared
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host, step_key
 from worker.metrics import REQUESTS_EXECUTED
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
-FINALIZE_POLL_SECONDS = 0.5
 
 
 @shared_task(
@@ -49,7 +52,9 @@ FINALIZE_POLL_SECONDS = 0.5
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def execute_request(self: Task, run_id: str, branch_key: str, number: int, cursor: JSON) -> JSON:
+def execute_request(
+    self: Task, run_id: str, branch_key: str, number: int, cursor: JSON, token: str = ""
+) -> JSON:
     """Run step ``number`` of a branch; then hand the branch on, or end it.
 
     Parameters:
@@ -58,49 +63,81 @@ def execute_request(self: Task, run_id: str, branch_key: str, number: int, curso
         number: the step's number within the branch (0, 1, ...).
         cursor: where the branch is: ``{"index": i}`` into a static branch's
             steps, or ``{"index": i, "iteration": n}`` into a dynamic one's items.
+        token: set when the step was handed over or sent again (its worker
+            was lost); only the delivery carrying it may run the step then.
     """
     services = Services.of(self.app)
     key = step_key(branch_key, number)
-    queue = str((self.request.delivery_info or {}).get("routing_key") or "")
+    holder = holder_of(self, [run_id, branch_key, number, cursor], token)
     try:
-        successor, ended = _run_step(self, services, run_id, branch_key, number, cursor, queue)
+        successor, ended = _run_step(services, run_id, branch_key, number, cursor, holder, token)
     except Exception as error:
         log.exception("step %s of run %s failed inside pmrunner", key, run_id)
-        _record_internal_error(
-            services, run_id, branch_key, number, cursor, error, self.request.hostname, queue
-        )
+        _record_internal_error(services, run_id, branch_key, number, cursor, error, holder)
         successor, ended = None, True
     if successor is not None:
-        raise self.replace(successor)
+        try:
+            self.replace(successor)
+        except Ignore:
+            services.registry.handed_on(run_id, key, holder.worker)
+            raise
     if ended:
-        mark_branch_done(services, run_id, branch_key)
+        end_branch(services, run_id, branch_key)
     return {"run": run_id, "branch": branch_key, "steps": number + 1}
 
 
+def holder_of(task: Task, args: list[Any], token: str) -> StepHolder:
+    """Who runs this delivery of a step: worker, task id, queue, and the step's message."""
+    delivery = task.request.delivery_info or {}
+    queue = str(delivery.get("routing_key") or "")
+    task_id = str(task.request.id or "")
+    entry = {
+        "args": args,
+        "queue": queue,
+        "tag": delivery.get("delivery_tag"),
+        "task": task_id,
+        "token": token,
+    }
+    worker = task.request.hostname or socket.gethostname()
+    return StepHolder(worker, task_id, queue, entry)
+
+
+def end_branch(services: Services, run_id: str, branch_key: str) -> None:
+    """Note that a branch ended; the last branch to end reports the run at once."""
+    ended = services.registry.mark_branch_done(run_id, branch_key)
+    finalize_if_complete(services, run_id, ended)
+
+
 def _run_step(
-    task: Task,
     services: Services,
     run_id: str,
     branch_key: str,
     number: int,
     cursor: JSON,
-    queue: str,
+    holder: StepHolder,
+    token: str,
 ) -> tuple[Any, bool]:
     """Run the step.
 
     Returns the next step's signature (or None) and whether the branch ended
     here. A duplicate delivery of a finished step runs nothing again, and
-    hands the branch on only if the first delivery did not get to.
+    hands the branch on only if the first delivery did not get to; a
+    duplicate of a step that another delivery is running is dropped.
     """
     registry = services.registry
     key = step_key(branch_key, number)
-    worker = task.request.hostname or socket.gethostname()
     context = contexts.get(run_id)
-    start = registry.begin_step(run_id, key, branch_key, worker, queue, with_ticket=context is None)
+    start = registry.begin_step(
+        run_id, key, branch_key, holder, token=token, with_ticket=context is None
+    )
     if context is None and start.ticket is not None:
         context = RunContext.from_ticket(services, start.ticket)
         contexts.put(context)
-    if context is None or start.final:
+    if start.outcome == "busy":
+        where = start.started.get("worker")
+        log.warning("step %s of run %s is already running on %s; dropped", key, run_id, where)
+        return None, False
+    if context is None or start.outcome == "final":
         log.warning("step %s of run %s arrived after the run ended; dropped", key, run_id)
         return None, False
     if start.result is not None:
@@ -108,9 +145,9 @@ def _run_step(
         return _hand_on(
             services, context, branch_key, number, start.result.get("next"), start.state
         )
-    branch = _branch(context, branch_key)
+    branch = context.branch(branch_key)
     state = RunState(**start.state)
-    item_id, iteration = _position(context, branch, cursor)
+    item_id, iteration = context.position(branch, cursor)
     state.iteration = iteration
     state.data = _data_row(context, iteration)
     execution = Execution(
@@ -118,21 +155,36 @@ def _run_step(
         item_id=item_id,
         item_name="",
         iteration=iteration,
-        worker=worker,
-        network=_network_of(queue, services),
-        attempt=start.attempt,
+        worker=holder.worker,
+        network=_network_of(holder.queue, services),
+        attempt=max(start.attempt, 1),
     )
-    next_cursor = _execute(services, context, branch, cursor, state, execution, key, queue)
+    if start.note:
+        execution.console.append(("info", start.note))
+
+    def sent(request: OutgoingRequest) -> None:
+        registry.mark_sent(run_id, key, request.method.upper(), holder)
+
+    next_cursor = _execute(
+        services, context, branch, cursor, state, execution, (key, holder.queue), sent
+    )
     if isinstance(next_cursor, _Handover):  # its own pre-request scripts moved the request
-        return _signature(services, context, branch_key, number, next_cursor.cursor), False
+        handover = uuid.uuid4().hex  # only the delivery it goes to may run the step now
+        registry.send_again(run_id, key, handover, "")
+        signature = _signature(services, context, branch_key, number, next_cursor.cursor)
+        return signature.clone(kwargs={"token": handover}), False
     REQUESTS_EXECUTED.labels(execution.network or "").inc()
     result = {"executions": [execution.to_dict()], "next": next_cursor}
     successor = _successor(services, context, branch_key, number, next_cursor, state)
     handoff = None
     if successor is not None:
-        handoff = (step_key(branch_key, number + 1), str(successor.options["queue"]))
+        handoff = (
+            step_key(branch_key, number + 1),
+            str(successor.options["queue"]),
+            list(successor.args),
+        )
     _recorded, handed = registry.finish_step(
-        run_id, key, branch_key, result, asdict(state), handoff
+        run_id, key, branch_key, result, asdict(state), handoff, holder
     )
     if successor is None:
         return None, True
@@ -173,15 +225,18 @@ def _execute(
     cursor: JSON,
     state: RunState,
     execution: Execution,
-    key: str,
-    queue: str,
+    where: tuple[str, str],
+    on_send: Callable[[OutgoingRequest], None],
 ) -> JSON | _Handover | None:
     """Run the item with ``state``; return the cursor of the branch's next step.
 
     When the item's own pre-request scripts moved its request to a host that
     another network reaches, the step stops after them and is handed over.
     The requests leave under this worker's egress policy for the step's network.
+    ``where`` is the step's key and the queue it came from; ``on_send`` is
+    told of each request before it goes out (see ``TrackedClient``).
     """
+    key, queue = where
     item = context.item(execution.item_id)
     execution.item_name = item.name
     execution.path = item.path
@@ -194,6 +249,7 @@ def _execute(
     client = client_for_this_thread(options)
     client.jar.clear()  # the jar is the run's, and it travels in the state
     client.import_cookies(state.cookies)
+    client.begin_step(on_send)
     step = Step(
         context.collection,
         options,
@@ -215,6 +271,7 @@ def _execute(
     )
     state.cookies = client.export_cookies()
     client.jar.clear()
+    client.begin_step(None)
     if branch.dynamic:
         return _dynamic_next(context, cursor, result.has_next_request, result.next_request)
     if context.options.bail and execution.failed:
@@ -224,21 +281,47 @@ def _execute(
 
 
 _local = threading.local()
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-def client_for_this_thread(options: RunOptions) -> HttpClient:
+class TrackedClient(HttpClient):
+    """An HTTP client that tells ``on_send`` before a request goes out.
+
+    The step notes in Redis that its request was sent (and with which
+    method), so a worker lost afterwards is never taken to have sent
+    nothing: its unsafe requests are not sent twice. Noted once per step,
+    and again when an unsafe method follows a safe one.
+    """
+
+    on_send: Callable[[OutgoingRequest], None] | None = None
+    _noted: str | None = None
+
+    def send(self, request: OutgoingRequest, **options: Any) -> HttpResponse:
+        if self.on_send is not None:
+            method = request.method.upper()
+            if self._noted is None or (self._noted in SAFE_METHODS and method not in SAFE_METHODS):
+                self.on_send(request)
+                self._noted = method
+        return super().send(request, **options)
+
+    def begin_step(self, on_send: Callable[[OutgoingRequest], None] | None) -> None:
+        """Start tracking a new step's sends (None: stop tracking)."""
+        self.on_send, self._noted = on_send, None
+
+
+def client_for_this_thread(options: RunOptions) -> TrackedClient:
     """An HTTP client per worker thread and run options.
 
     Reusing it keeps connections (and TLS sessions) open from one step to the
     next; the cookie jar is emptied around every step, since cookies belong to
     the run and travel in its state.
     """
-    clients: dict[RunOptions, HttpClient] = _local.__dict__.setdefault("clients", {})
+    clients: dict[RunOptions, TrackedClient] = _local.__dict__.setdefault("clients", {})
     client = clients.get(options)
     if client is None:
         if len(clients) >= 8:
             clients.pop(next(iter(clients))).close()
-        client = clients[options] = HttpClient(options)
+        client = clients[options] = TrackedClient(options)
     return client
 
 
@@ -271,8 +354,8 @@ def _successor(
     """The next step's signature, routed with the state the step left; None at the end."""
     if cursor is None:
         return None
-    branch = _branch(context, branch_key)
-    item_id, iteration = _position(context, branch, cursor)
+    branch = context.branch(branch_key)
+    item_id, iteration = context.position(branch, cursor)
     routing_state = RunState(**{**asdict(state), "iteration": iteration})
     routing_state.data = _data_row(context, iteration)
     item = context.item(item_id)
@@ -287,7 +370,7 @@ def _signature(
     cursor = dict(cursor)
     queue = cursor.pop("queue")
     run_id = context.ticket.run_id
-    item_id, _ = _position(context, _branch(context, branch_key), cursor)
+    item_id, _ = context.position(context.branch(branch_key), cursor)
     return services.app.signature(
         EXECUTE_REQUEST,
         (run_id, branch_key, number, cursor),
@@ -315,22 +398,6 @@ def route_for(
     return services.settings.queue_for(network)
 
 
-def _branch(context: RunContext, key: str) -> Branch:
-    for raw in context.ticket.plan["branches"]:
-        if raw["key"] == key:
-            return Branch.from_dict(raw)
-    raise KeyError(f"branch {key} is not in the plan of run {context.ticket.run_id}")
-
-
-def _position(context: RunContext, branch: Branch, cursor: JSON) -> tuple[str, int]:
-    index = int(cursor.get("index", 0))
-    if branch.dynamic:
-        items = context.selected_items()
-        return items[index].id, int(cursor.get("iteration", 0))
-    ref = branch.steps[index]
-    return ref.item_id, ref.iteration
-
-
 def _data_row(context: RunContext, iteration: int) -> JSON:
     rows = context.ticket.iteration_data
     if not rows:
@@ -351,8 +418,7 @@ def _record_internal_error(
     number: int,
     cursor: JSON,
     error: Exception,
-    worker: str | None,
-    queue: str,
+    holder: StepHolder,
 ) -> None:
     """Record a step that failed inside pmrunner; its branch stops there (``aborted``)."""
     key = step_key(branch_key, number)
@@ -360,7 +426,7 @@ def _record_internal_error(
     context = contexts.get(run_id)
     if context is not None:
         try:
-            item_id, iteration = _position(context, _branch(context, branch_key), cursor)
+            item_id, iteration = context.position(context.branch(branch_key), cursor)
             item_name = context.item(item_id).name
         except Exception:
             log.debug("no item for failed step %s of run %s", key, run_id)
@@ -369,28 +435,26 @@ def _record_internal_error(
         item_id=item_id,
         item_name=item_name,
         iteration=iteration,
-        worker=worker,
-        network=_network_of(queue, services),
+        worker=holder.worker,
+        network=_network_of(holder.queue, services),
     )
     execution.errors.append(ScriptError("internal", type(error).__name__, str(error)))
     result = {"executions": [execution.to_dict()], "next": None, "aborted": True}
     try:
         services.registry.record_step(run_id, key, result)
+        services.registry.handed_on(run_id, key, holder.worker)
     except Exception:
         log.exception("could not record the failure of step %s of run %s", key, run_id)
 
 
-@shared_task(bind=True, name=FINALIZE_RUN, acks_late=True, max_retries=None)
+@shared_task(bind=True, name=FINALIZE_RUN, acks_late=True)
 def finalize_run(self: Task, run_id: str) -> JSON | None:
-    """The chord callback: report the run once every branch has ended.
+    """The chord callback: report the run if every branch has ended.
 
-    A duplicate delivery can complete the chord early; then this waits for
-    the missing branches (until the deadline, when the sweeper takes over).
+    The last branch to end has usually reported the run already (the ``NX``
+    guard makes this a no-op then). A duplicate delivery can complete the
+    chord early: then the last step, the lost-worker resolution or the
+    sweeper at the deadline reports it instead.
     """
-    services = Services.of(self.app)
-    if not is_complete(services, run_id):
-        ticket = services.registry.ticket(run_id)
-        if ticket is not None and time.time() < ticket.deadline:
-            raise self.retry(countdown=FINALIZE_POLL_SECONDS)
-    report = finalize(services, run_id)
+    report = finalize_if_complete(Services.of(self.app), run_id)
     return {"run": run_id, "status": report["status"]} if report else None

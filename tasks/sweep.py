@@ -1,16 +1,16 @@
-"""The sweeper: ends runs that passed their deadline, so every run reports.
+"""Sweeping: ends runs that passed their deadline, so every run reports.
 
-A worker killed mid-request, or a queue that no worker consumes, leaves a
-chord that never completes. Beat runs ``sweep_overdue`` every few seconds;
-it finalizes each overdue run with the steps that did not run marked as
-errors. The finalizer's ``SET NX`` keeps this from reporting a run twice.
+A queue that no worker consumes, or a step lost where no heartbeat tells,
+leaves a run unfinished. The upkeep thread (``tasks.upkeep``) sweeps every
+``PMRUNNER_SWEEP_INTERVAL`` seconds, in whichever pmrunner process holds
+its lease (a worker, the scheduler, the API): each overdue run is
+finalized with the steps that did not run marked as errors. The
+finalizer's ``SET NX`` keeps a run from being reported twice.
 """
 
 from __future__ import annotations
 
 import logging
-
-from celery import Task, shared_task
 
 from tasks.context import Services
 from tasks.finalize import finalize
@@ -29,9 +29,3 @@ def sweep(services: Services, now: float | None = None) -> list[str]:
         log.warning("run %s passed its deadline; reported as %s", run_id, report["status"])
         reported.append(run_id)
     return reported
-
-
-@shared_task(bind=True, name="pmrunner.sweep_overdue", ignore_result=True)
-def sweep_overdue(self: Task) -> list[str]:
-    """Beat entry: finalize runs past their deadline."""
-    return sweep(Services.of(self.app))

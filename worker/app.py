@@ -14,9 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 
 from worker.backend import backend_url
+from worker.roles import control_routes
 from worker.settings import Settings
 
-TASK_MODULES = ["tasks.run", "tasks.sweep", "tasks.notify", "tasks.schedule"]
+# Redis reconnection: attempts at most this far apart, for redis_retry_seconds.
+RECONNECT_INTERVAL_MAX = 1.0
+
+TASK_MODULES = ["tasks.run", "tasks.upkeep", "tasks.schedule"]
 
 
 def celery_urls(redis_url: str) -> tuple[str, str]:
@@ -44,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     app.conf.update(
         include=TASK_MODULES,
         task_default_queue=settings.queue_for(settings.default_network),
+        task_routes=control_routes(settings),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_track_started=False,
@@ -54,8 +59,16 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_concurrency=32,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # a worker outlives any Redis outage
         broker_transport_options={"visibility_timeout": settings.visibility_timeout},
-        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
+        task_publish_retry_policy=_retry_policy(settings),
+        result_backend_always_retry=True,
+        result_backend_max_retries=_attempts(settings),
+        result_backend_max_sleep_between_retries_ms=int(RECONNECT_INTERVAL_MAX * 1000),
+        result_backend_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "retry_policy": _retry_policy(settings),
+        },
         result_expires=int(settings.run_deadline * 4),
         result_extended=False,
         task_serializer="json",
@@ -68,15 +81,24 @@ def create_app(settings: Settings | None = None) -> Celery:
                 "schedule": settings.dispatch_interval,
                 "options": {"expires": settings.dispatch_interval * 2},
             },
-            "pmrunner.sweep": {
-                "task": "pmrunner.sweep_overdue",
-                "schedule": settings.sweep_interval,
-                "options": {"expires": settings.sweep_interval * 2},
-            },
         },
     )
     app.pmrunner_settings = settings
     return app
+
+
+def _attempts(settings: Settings) -> int:
+    return max(int(settings.redis_retry_seconds / RECONNECT_INTERVAL_MAX), 1)
+
+
+def _retry_policy(settings: Settings) -> dict[str, float]:
+    """Kombu's retry policy: keep trying for about ``redis_retry_seconds``."""
+    return {
+        "max_retries": _attempts(settings),
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": RECONNECT_INTERVAL_MAX,
+    }
 
 
 def worker_command(

@@ -35,7 +35,7 @@ class Settings:
         network: the network this worker sits in (labels its executions).
         default_network: the network for hosts no rule matches.
         run_deadline: seconds a run may take before the sweeper ends it.
-        sweep_interval: seconds between sweeps of overdue runs.
+        sweep_interval: seconds between rounds of upkeep (overdue runs, lost workers, webhooks).
         dispatch_interval: seconds between polls for due monitors.
         visibility_timeout: seconds before the broker re-delivers an unacked task;
             must stay above the longest run.
@@ -70,6 +70,12 @@ class Settings:
             traffic no rule matches.
         egress_proxy: a proxy URL that carries all monitor traffic (requests,
             ``pm.sendRequest``, webhooks).
+        worker_lapse: seconds without a heartbeat after which a worker counts as
+            lost and its steps are resolved.
+        redis_retry_seconds: how long every pmrunner process keeps reconnecting
+            to an unreachable Redis before an operation fails.
+        resend_unsafe: send a POST, PUT, PATCH or DELETE again when the worker
+            that sent it was lost (off: such a step is reported "outcome unknown").
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -77,7 +83,7 @@ class Settings:
     network: str | None = None
     default_network: str = "default"
     run_deadline: float = 600.0
-    sweep_interval: float = 5.0
+    sweep_interval: float = 1.0
     dispatch_interval: float = 5.0
     visibility_timeout: float = 4 * 3600.0
     retention_days: float = 30.0
@@ -106,6 +112,9 @@ class Settings:
     egress_deny: tuple[str, ...] = ()
     egress_default: str = "allow"
     egress_proxy: str | None = field(default=None, repr=False)
+    worker_lapse: float = 15.0
+    redis_retry_seconds: float = 60.0
+    resend_unsafe: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -148,8 +157,16 @@ class Settings:
         return env
 
     def queue_for(self, network: str) -> str:
-        """The Celery queue of a network."""
+        """The Celery queue of a network: request steps only."""
         return f"net.{network}"
+
+    @property
+    def control_queue(self) -> str:
+        """The queue of run bookkeeping (finalize, notices) that every worker consumes.
+
+        Named after the key prefix, so each cluster sharing a Redis has its own.
+        """
+        return f"{self.key_prefix}control"
 
 
 def _parse(name: str, raw: str, annotation: str) -> object:
@@ -160,8 +177,19 @@ def _parse(name: str, raw: str, annotation: str) -> object:
             return float(raw)
         if annotation == "int":
             return int(raw)
+        if annotation == "bool":
+            return _flag(name, raw)
         if "tuple" in annotation:
             return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError as error:
         raise ConfigurationError(f"{name}={raw!r} is not a valid {annotation}") from error
     return raw
+
+
+def _flag(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is not a valid bool (true or false)")

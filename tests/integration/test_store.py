@@ -66,28 +66,8 @@ def test_retention_by_count_and_age(client: tuple[redis.Redis, Keys]) -> None:
     assert store.get("run-0") is None and store.get("run-1") is None
 
 
-def test_registry_claims_and_dedupes(client: tuple[redis.Redis, Keys]) -> None:
+def test_registry_caches_collections_by_content(client: tuple[redis.Redis, Keys]) -> None:
     registry = RunRegistry(*client)
-    assert registry.claim_final("r1") is True
-    assert registry.claim_final("r1") is False
-    assert registry.record_step("r1", "b0:0", {"executions": []}) is True
-    assert registry.record_step("r1", "b0:0", {"executions": [1]}) is False
-    first = registry.begin_step("r1", "b0:0", "b0", "w1", "net.a", with_ticket=True)
-    again = registry.begin_step("r1", "b0:0", "b0", "w2", "net.a", with_ticket=False)
-    assert (first.attempt, again.attempt) == (1, 2)
-    assert again.result == {"executions": []} and again.ticket is None
-    assert again.final  # claimed above
-    assert not registry.begin_step("r2", "b0:0", "b0", "w1", "q", with_ticket=False).final
-    recorded, handed = registry.finish_step(
-        "r1", "b0:1", "b0", {"executions": [], "next": None}, {"environment": []}, ("b0:2", "net.b")
-    )
-    assert (recorded, handed) == (True, True)
-    assert registry.finish_step("r1", "b0:1", "b0", {}, {}, ("b0:2", "net.b")) == (False, False)
-    assert registry.begin_step("r1", "b0:2", "b0", "w1", "net.b", with_ticket=False).state == {
-        "environment": []
-    }
-    assert registry.claim_handoff("r1", "b0:1", "net.b") is True
-    assert registry.claim_handoff("r1", "b0:1", "net.b") is False
     digest = registry.cache_collection({"info": {"name": "x"}}, ttl=60)
     assert registry.cache_collection({"info": {"name": "x"}}, ttl=60) == digest
     assert registry.collection(digest) == {"info": {"name": "x"}}

@@ -20,7 +20,7 @@ from runtime.egress_transport import egress_session
 from runtime.loading import load_collection
 from runtime.options import RunOptions, Timeouts
 from runtime.runner import run_collection
-from tasks.notify import post_json
+from tasks.outbox import post_json
 from tests.servers import LoopbackServer
 from tests.unit.http_client_helpers import make_client, request_to, unique_path
 from worker.settings import Settings
@@ -165,8 +165,8 @@ def test_pm_send_request_is_held_to_the_policy(
 def test_a_webhook_to_a_denied_address_is_not_sent(
     denied: DeniedListener, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="tasks.notify"):
-        post_json(denied.url, {"event": "test"}, "a notice", Settings(egress_deny=(DENIED,)))
+    with caplog.at_level(logging.WARNING, logger="tasks.outbox"):
+        post_json(denied.url, {"event": "test"}, Settings(egress_deny=(DENIED,)))
     assert denied.connections() == 0
     assert DENY_RULE in caplog.text
 

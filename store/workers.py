@@ -1,0 +1,83 @@
+"""Worker liveness in Redis: heartbeats, and the steps each worker holds.
+
+A worker refreshes ``worker:<name>:alive`` (expiring after the lapse) every
+third of the lapse, and notes every step it receives, starts, sends and
+hands on in ``worker:<name>:steps``. When the alive key is gone, the worker
+is lost: whoever holds the upkeep lease resolves its steps from that hash.
+Expiry runs on Redis' clock, so hosts with skewed clocks agree on a lapse.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from store.keys import Keys, text
+
+JSON = dict[str, Any]
+# A worker's step records outlive any run (runs end within their deadline).
+STEPS_KEPT_SECONDS = 24 * 3600
+
+
+class WorkerBook:
+    """Heartbeats and held steps of the cluster's workers."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    def heartbeat(self, worker: str, lapse: float) -> None:
+        """Say ``worker`` is alive for ``lapse`` more seconds."""
+        pipe = self.redis.pipeline()
+        pipe.set(self.keys.worker_alive(worker), "1", px=int(lapse * 1000))
+        pipe.sadd(self.keys.workers(), worker)
+        pipe.execute()
+
+    def received(self, worker: str, field: str, entry: JSON) -> None:
+        """Note a step message the worker took from its queue (not started yet)."""
+        key = self.keys.worker_steps(worker)
+        pipe = self.redis.pipeline()
+        pipe.hset(key, field, json.dumps({**entry, "phase": "received"}))
+        pipe.expire(key, STEPS_KEPT_SECONDS)
+        pipe.execute()
+
+    def signed_off(self, worker: str) -> None:
+        """A worker that stopped cleanly: it holds nothing and is not lost."""
+        pipe = self.redis.pipeline()
+        pipe.delete(self.keys.worker_alive(worker), self.keys.worker_steps(worker))
+        pipe.srem(self.keys.workers(), worker)
+        pipe.execute()
+
+    def lapsed(self) -> list[str]:
+        """Workers that heartbeat no more and whose steps are not resolved yet."""
+        names = sorted(text(name) for name in self.redis.smembers(self.keys.workers()))
+        if not names:
+            return []
+        pipe = self.redis.pipeline()
+        for name in names:
+            pipe.exists(self.keys.worker_alive(name))
+        return [name for name, alive in zip(names, pipe.execute(), strict=True) if not alive]
+
+    def held(self, worker: str) -> dict[str, JSON]:
+        """The steps ``worker`` holds: field -> entry (args, queue, phase, method, next)."""
+        raw = self.redis.hgetall(self.keys.worker_steps(worker))
+        return {text(field): json.loads(value) for field, value in raw.items()}
+
+    def release(self, worker: str, field: str) -> None:
+        """A held step is resolved."""
+        self.redis.hdel(self.keys.worker_steps(worker), field)
+
+    def forget(self, worker: str) -> None:
+        """Every step of a lost worker is resolved: forget it (unless it came back)."""
+        if self.redis.exists(self.keys.worker_alive(worker)):
+            return
+        pipe = self.redis.pipeline()
+        pipe.delete(self.keys.worker_steps(worker))
+        pipe.srem(self.keys.workers(), worker)
+        pipe.execute()
+
+    def server_uptime(self) -> float:
+        """Seconds since Redis started (a restart loses no keys, but delays heartbeats)."""
+        return float(self.redis.info("server").get("uptime_in_seconds", 0))

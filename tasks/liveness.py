@@ -1,0 +1,243 @@
+"""Worker liveness: heartbeats, and what becomes of a lost worker's steps.
+
+Every worker heartbeats into Redis (``store.workers``) and notes each step
+it receives, starts, sends and hands on. When its heartbeat lapses
+(``PMRUNNER_WORKER_LAPSE``, 15 s by default), the upkeep thread resolves
+each step it held, at once and truthfully:
+
+- received or started, request not sent: sent again;
+- request sent with a safe method (GET, HEAD, OPTIONS, TRACE): sent once
+  more, and its execution says it is a retry (attempt 2, and why);
+- request sent with an unsafe method (POST, PUT, PATCH, DELETE ...):
+  reported "outcome unknown: worker X was lost after sending it", never sent
+  again unless ``PMRUNNER_RESEND_UNSAFE`` is on; the rest of its sequence is
+  reported as not run;
+- finished, its successor not sent yet: the successor is sent.
+
+A message sent again carries a token, and only the delivery with that token
+may run the step: the lost worker's own message, should the broker deliver
+it again, is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+import redis
+from celery import signals
+
+from runtime.results import Execution, ScriptError
+from store.registry import entry_field
+from tasks.context import RunContext, Services
+from tasks.messages import EXECUTE_REQUEST, describe, step_key
+
+log = logging.getLogger(__name__)
+JSON = dict[str, Any]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# kombu's Redis transport keeps delivered, unacknowledged messages here.
+UNACKED_HASH, UNACKED_INDEX = "unacked", "unacked_index"
+
+
+class Heartbeat:
+    """A daemon thread that keeps one worker's ``alive`` key fresh.
+
+    Parameters:
+        services: Redis-backed services of the worker's app.
+        worker: the worker's node name.
+    """
+
+    def __init__(self, services: Services, worker: str) -> None:
+        self.services = services
+        self.worker = worker
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="pmrunner-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._beat_once()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating and sign off: a worker that stops cleanly is not lost."""
+        self._stop.set()
+        try:
+            self.services.workers.signed_off(self.worker)
+        except redis.RedisError as error:
+            log.warning("worker %s could not sign off: %s", self.worker, error)
+
+    def _beat(self) -> None:
+        interval = self.services.settings.worker_lapse / 3
+        while not self._stop.wait(interval):
+            self._beat_once()
+
+    def _beat_once(self) -> None:
+        try:
+            self.services.workers.heartbeat(self.worker, self.services.settings.worker_lapse)
+        except redis.RedisError as error:
+            log.warning("worker %s: heartbeat failed (%s); retrying", self.worker, error)
+
+
+_heartbeats: dict[str, Heartbeat] = {}
+
+
+@signals.worker_init.connect
+def start_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Every pmrunner worker heartbeats from the moment it starts."""
+    app = getattr(sender, "app", None)
+    if app is None or getattr(app, "main", None) != "pmrunner":
+        return
+    heartbeat = Heartbeat(Services.of(app), str(sender.hostname))
+    _heartbeats[heartbeat.worker] = heartbeat
+    heartbeat.start()
+
+
+@signals.worker_shutdown.connect
+def stop_heartbeat(sender: Any = None, **_: Any) -> None:
+    heartbeat = _heartbeats.pop(str(getattr(sender, "hostname", "")), None)
+    if heartbeat is not None:
+        heartbeat.stop()
+
+
+@signals.task_received.connect
+def note_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+    """Note a step the worker took from its queue, so a lost worker's unstarted steps are known."""
+    if request is None or request.name != EXECUTE_REQUEST:
+        return
+    app = request.task.app
+    if getattr(app, "main", None) != "pmrunner":
+        return
+    args = list(request.args)
+    delivery = request.delivery_info or {}
+    entry = {
+        "args": args,
+        "queue": str(delivery.get("routing_key") or ""),
+        "tag": delivery.get("delivery_tag"),
+        "task": request.id,
+        "token": (request.kwargs or {}).get("token", ""),
+    }
+    services = Services.of(app)
+    try:
+        services.workers.received(
+            request.hostname, entry_field(args[0], step_key(*args[1:3])), entry
+        )
+    except redis.RedisError as error:
+        log.warning("could not note step %s as received: %s", args[:3], error)
+
+
+def resolve_lost(services: Services, worker: str) -> int:
+    """Resolve every step a lost worker held; return how many were.
+
+    Raises ``redis.RedisError`` (the next upkeep round tries again).
+    """
+    held = services.workers.held(worker)
+    for field, entry in held.items():
+        resolve_step(services, worker, entry)
+        services.workers.release(worker, field)
+    services.workers.forget(worker)
+    if held:
+        log.warning("worker %s was lost; %d of its steps resolved", worker, len(held))
+    return len(held)
+
+
+def resolve_step(services: Services, worker: str, entry: JSON) -> None:
+    """Resolve one step a lost worker held (see the module documentation)."""
+    registry = services.registry
+    run_id, branch_key, number, _cursor = entry["args"]
+    key = step_key(branch_key, number)
+    ticket = registry.ticket(run_id)
+    if ticket is None or registry.redis.exists(registry.keys.run_final(run_id)):
+        return
+    _forget_message(services, entry.get("tag"))
+    results = registry.results(run_id)
+    progress = registry.progress(run_id)
+    if entry.get("phase") == "handing":
+        successor = entry["next"]
+        next_key = step_key(branch_key, number + 1)
+        if next_key not in results and f"{next_key}:owner" not in progress:
+            note = f"sent on: worker {worker} was lost before it sent this request"
+            _send_again(services, ticket.run_id, successor["args"], successor["queue"], note)
+        return
+    if key in results or not _still_held(entry, progress.get(f"{key}:owner")):
+        return
+    method = str(progress.get(f"{key}:sent") or "")
+    attempts = int(progress.get(f"{key}:attempts") or 0)
+    if not method:
+        note = f"sent again: worker {worker} was lost before it sent this request"
+        _send_again(services, run_id, entry["args"], entry["queue"], note)
+    elif attempts < 2 and (method in SAFE_METHODS or services.settings.resend_unsafe):
+        note = (
+            f"retried: worker {worker} was lost after sending this {method} request;"
+            f" it was sent once more"
+        )
+        _send_again(services, run_id, entry["args"], entry["queue"], note)
+    else:
+        _outcome_unknown(services, worker, entry, method)
+
+
+def _still_held(entry: JSON, owner: str | None) -> bool:
+    """Whether the lost worker's delivery still owns the step (nobody took it over)."""
+    if owner is None:
+        return entry.get("phase") == "received"
+    token = entry.get("token") or ""
+    return owner == entry.get("task") or (bool(token) and owner == f"token:{token}")
+
+
+def _send_again(services: Services, run_id: str, args: list[Any], queue: str, note: str) -> None:
+    """Send a step once more; only the delivery with the new token may run it."""
+    token = uuid.uuid4().hex
+    _run, branch_key, number, cursor = args
+    services.registry.send_again(run_id, step_key(branch_key, number), token, note)
+    services.app.send_task(
+        EXECUTE_REQUEST,
+        (run_id, branch_key, number, cursor),
+        {"token": token},
+        queue=queue,
+        argsrepr=describe(run_id, branch_key, number, "(sent again)"),
+        kwargsrepr="{}",
+    )
+    log.warning("run %s step %s:%s %s", run_id, branch_key, number, note)
+
+
+def _outcome_unknown(services: Services, worker: str, entry: JSON, method: str) -> None:
+    """Record a sent unsafe request of a lost worker: its outcome is unknown; end its branch."""
+    from tasks.run import end_branch  # tasks.run loads the HTTP client and sandbox
+
+    run_id, branch_key, number, cursor = entry["args"]
+    ticket = services.registry.ticket(run_id)
+    if ticket is None:
+        return
+    context = RunContext.from_ticket(services, ticket)
+    item_id, iteration = context.position(context.branch(branch_key), cursor)
+    queue = str(entry.get("queue") or "")
+    execution = Execution(
+        id=0,
+        item_id=item_id,
+        item_name=context.item(item_id).name,
+        iteration=iteration,
+        worker=worker,
+        network=queue[4:] if queue.startswith("net.") else None,
+    )
+    message = (
+        f"outcome unknown: worker {worker} was lost after sending it ({method}); not sent again"
+    )
+    execution.errors.append(ScriptError("request", "OutcomeUnknown", message))
+    result = {
+        "executions": [execution.to_dict()],
+        "next": None,
+        "aborted": True,
+        "reason": f"was lost with worker {worker} after it was sent (outcome unknown)",
+    }
+    if services.registry.record_step(run_id, step_key(branch_key, number), result):
+        end_branch(services, run_id, branch_key)
+
+
+def _forget_message(services: Services, tag: object) -> None:
+    """Drop the lost worker's unacknowledged message: it must not come back in hours."""
+    if not tag:
+        return
+    pipe = services.registry.redis.pipeline()
+    pipe.hdel(UNACKED_HASH, str(tag))
+    pipe.zrem(UNACKED_INDEX, str(tag))
+    pipe.execute()
