@@ -16,37 +16,57 @@ from starlette.responses import JSONResponse, Response
 from api.context import ApiContext, context_of
 from pmrunner import __version__
 from pmrunner.errors import PmrunnerError
+from scheduler.catalog_source import CatalogSource
+from scheduler.health import SourceHealth, register_source_metrics
 from tasks.monitors import source_for
-from worker.metrics import SOURCE_HEALTHY
+from worker.settings import Settings
 
 OPENAPI_FILE = "openapi.yaml"
 
 
-def monitor_source_state(context: ApiContext) -> str:
-    """``none`` without a monitor source, else ``healthy`` or ``unhealthy`` (blocking).
+def source_health(settings: Settings) -> SourceHealth | None:
+    """The monitor source's health (blocking); None when no source is configured.
 
-    The first call reads the source (for Postman: one poll); later calls
-    report the state of the source's last read without polling again.
+    Postman's comes from the poller's record in Redis (the API never polls);
+    local files are read here, which is cheap.
     """
     try:
-        source = source_for(context.settings)
-    except PmrunnerError:
-        return "unhealthy"  # a configuration that cannot build a source
+        source = source_for(settings)
+    except PmrunnerError as error:  # a configuration that cannot build a source
+        return SourceHealth("unhealthy", str(error))
     if source is None:
-        return "none"
+        return None
+    if isinstance(source, CatalogSource):
+        return source.health()
     source.monitors()
-    SOURCE_HEALTHY.set(1 if source.healthy else 0)
-    return "healthy" if source.healthy else "unhealthy"
+    return SourceHealth("healthy" if source.healthy else "unhealthy", source.last_error)
+
+
+def monitor_source_state(context: ApiContext) -> SourceHealth:
+    """The health ``/health`` reports, also served by ``/metrics``."""
+    register_source_metrics(lambda: source_health(context.settings))
+    return source_health(context.settings) or SourceHealth("none")
 
 
 async def health(request: Request) -> Response:
-    """200 while Redis answers, else 503; says how the monitor source is doing."""
+    """200 while Redis answers, else 503; says how the monitor source is doing.
+
+    ``status`` is ``ok``, or ``degraded`` while the monitor source is not
+    healthy (monitors then run from the last good poll, or not at all when it
+    is ``unhealthy``); ``monitorSourceDetail`` says why and how old the last
+    good poll is.
+    """
     context = context_of(request)
     redis_ok = await run_in_threadpool(context.redis_answers)
+    source = SourceHealth("none")
+    if redis_ok or context.settings.monitors_file is not None:
+        source = await run_in_threadpool(monitor_source_state, context)
+    status = "ok" if source.state in ("healthy", "none", "starting") else "degraded"
     body = {
-        "status": "ok" if redis_ok else "unavailable",
+        "status": status if redis_ok else "unavailable",
         "redis": "ok" if redis_ok else "unreachable",
-        "monitorSource": await run_in_threadpool(monitor_source_state, context),
+        "monitorSource": source.state,
+        "monitorSourceDetail": source.to_dict(),
         "version": __version__,
     }
     return JSONResponse(body, status_code=200 if redis_ok else 503)
@@ -54,6 +74,8 @@ async def health(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """This process's Prometheus metrics, in the text exposition format."""
+    context = context_of(request)
+    register_source_metrics(lambda: source_health(context.settings))
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

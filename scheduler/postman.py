@@ -30,7 +30,8 @@ from urllib.parse import quote
 
 import requests
 
-from pmrunner.errors import InputError, PostmanResponseError
+from pmrunner.errors import ConfigurationError, InputError, PostmanResponseError
+from scheduler.budget import Budget, LocalBudget
 from scheduler.postman_transport import REDACTED, PostmanTransport
 
 __all__ = ["DEFAULT_BASE_URL", "MONITORS_PAGE_SIZE", "PostmanClient"]
@@ -58,8 +59,13 @@ class PostmanClient:
         timeout: seconds to connect and seconds between bytes read, per attempt.
         max_retries: retries after the first attempt, for 429, 5xx, connection
             errors and timeouts.
-        requests_per_minute: client-side limit over all calls (Postman allows 300).
-        monitor_calls_per_10s: client-side limit over calls to ``/monitors``.
+        requests_per_minute: client-side limit over all calls (Postman allows 300),
+            when no ``budget`` is given.
+        monitor_calls_per_10s: client-side limit over calls to ``/monitors``, when
+            no ``budget`` is given.
+        budget: the rate budget to draw from, such as the cluster's
+            :class:`~scheduler.budget.RedisBudget`; a :class:`~scheduler.budget.LocalBudget`
+            with the two limits above when None.
         session: a requests session to share; one is made (and closed by
             :meth:`close`) when None.
         sleep: how to wait; tests pass a recorder.
@@ -85,6 +91,7 @@ class PostmanClient:
         max_retries: int = 4,
         requests_per_minute: int = 300,
         monitor_calls_per_10s: int = 10,
+        budget: Budget | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -93,17 +100,22 @@ class PostmanClient:
         backoff_cap: float = 30.0,
         max_retry_after: float = 120.0,
     ) -> None:
+        if budget is None:
+            try:
+                budget = LocalBudget(
+                    requests_per_minute, monitor_calls_per_10s, clock=clock, sleep=sleep
+                )
+            except ValueError as exc:
+                raise ConfigurationError(f"Postman client: {exc}") from None
         self._transport = PostmanTransport(
             api_key,
             base_url=base_url,
             proxy=proxy,
             timeout=timeout,
             max_retries=max_retries,
-            requests_per_minute=requests_per_minute,
-            monitor_calls_per_10s=monitor_calls_per_10s,
+            budget=budget,
             session=session,
             sleep=sleep,
-            clock=clock,
             wall_clock=wall_clock,
             backoff_base=backoff_base,
             backoff_cap=backoff_cap,
@@ -235,15 +247,7 @@ class PostmanClient:
         Args:
             workspace: only collections of this workspace id.
         """
-        params = {"workspace": workspace} if workspace is not None else None
-        body = self._transport.get_json("/collections", params)
-        collections = body.get("collections")
-        if not isinstance(collections, list):
-            raise PostmanResponseError(
-                "Postman API GET /collections answered without a 'collections' list",
-                endpoint="GET /collections",
-            )
-        return [entry for entry in collections if isinstance(entry, dict)]
+        return self._list("collections", workspace)
 
     def collection_updated_at(self, *, workspace: str | None = None) -> dict[str, str]:
         """Map each collection uid to its ``updatedAt``, in one call.
@@ -251,12 +255,31 @@ class PostmanClient:
         Args:
             workspace: only collections of this workspace id.
         """
-        stamps: dict[str, str] = {}
-        for entry in self.list_collections(workspace=workspace):
-            uid, updated_at = entry.get("uid"), entry.get("updatedAt")
-            if isinstance(uid, str) and isinstance(updated_at, str):
-                stamps[uid] = updated_at
-        return stamps
+        return _stamps(self.list_collections(workspace=workspace))
+
+    def environment_updated_at(self, *, workspace: str | None = None) -> dict[str, str]:
+        """Map each environment uid to its ``updatedAt``, in one call.
+
+        Args:
+            workspace: only environments of this workspace id.
+        """
+        return _stamps(self._list("environments", workspace))
+
+    def check_key(self) -> None:
+        """Call ``GET /me`` once: raises PostmanAuthError when the key is refused."""
+        self._transport.get_json("/me")
+
+    def _list(self, kind: str, workspace: str | None) -> list[dict[str, Any]]:
+        """``GET /<kind>``: the summaries in its ``<kind>`` list."""
+        params = {"workspace": workspace} if workspace is not None else None
+        body = self._transport.get_json(f"/{kind}", params)
+        entries = body.get(kind)
+        if not isinstance(entries, list):
+            raise PostmanResponseError(
+                f"Postman API GET /{kind} answered without a '{kind}' list",
+                endpoint=f"GET /{kind}",
+            )
+        return [entry for entry in entries if isinstance(entry, dict)]
 
     def get_collection_cached(
         self,
@@ -287,6 +310,16 @@ class PostmanClient:
         collection = self.get_collection(uid)
         cache[uid] = collection
         return collection
+
+
+def _stamps(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """uid → ``updatedAt`` of listed summaries."""
+    stamps: dict[str, str] = {}
+    for entry in entries:
+        uid, updated_at = entry.get("uid"), entry.get("updatedAt")
+        if isinstance(uid, str) and isinstance(updated_at, str):
+            stamps[uid] = updated_at
+    return stamps
 
 
 def _path_segment(kind: str, uid: str) -> str:

@@ -13,59 +13,60 @@ given, every monitor that satisfies both of them (a workspace alone selects
 all its monitors; a marker alone selects matching monitors in every
 workspace the API key can see). At least one of the three must be given.
 
-Each :meth:`PostmanMonitorSource.refresh` polls the API: one listing of the
-monitors (when a workspace or marker is set), one ``GET /monitors/{uid}`` per
-selected monitor (the listing carries no schedule), and one listing of the
-collections, whose ``updatedAt`` decides whether a cached collection is still
-current. So a poll costs 2 + N calls for N monitors; the client's rate limits
-pace them. A monitor that was added, edited, paused or removed in Postman
-takes effect on the next poll.
+One :meth:`PostmanMonitorSource.refresh` is one poll:
 
-While Postman is unreachable or answers errors (rate limits included), a
-poll keeps the monitors it knew, sets :attr:`~PostmanMonitorSource.healthy`
-to False and :attr:`~PostmanMonitorSource.last_error`, and logs a warning
-(once per distinct error); the next good poll recovers. Collections and
-environments already fetched are then served from the cache.
+1. the monitor listing (``GET /monitors``, 25 a page, when a workspace or a
+   marker is set): monitors gone from it are removed at once, monitors it
+   lists as inactive are paused at once;
+2. details (``GET /monitors/{uid}``, the only call that carries a schedule)
+   for at most ``details_per_poll`` monitors: new ones first, then those
+   fetched longest ago; a 404 removes the monitor;
+3. ``GET /collections`` and ``GET /environments``: their ``updatedAt`` say
+   which collections and environments of active monitors changed; only those
+   are fetched again.
 
-From Postman's monitor JSON: ``schedule {cron, timezone}``, ``options
-{strictSSL, followRedirects, requestTimeout, requestDelay}``, ``retry
-{attempts}``, ``notificationLimit``, ``collectionUid``, ``environmentUid``
-and ``active`` become the :class:`~scheduler.monitors.Monitor`'s fields;
-absent values take the defaults of :class:`~scheduler.monitors.MonitorOptions`
-and :class:`~scheduler.monitors.Monitor`. A monitor that cannot be read
-(an invalid cron, no collection) is left out, and reported by
+A poll that fails half way keeps what it fetched and what it knew, sets
+:attr:`~PostmanMonitorSource.last_error` and leaves the rest for the next
+poll. :meth:`~PostmanMonitorSource.collection` and
+:meth:`~PostmanMonitorSource.environment` never call the API: they serve the
+copies of the last good polls. A monitor that cannot be read (an invalid
+cron, no collection) is left out and reported by
 :attr:`~PostmanMonitorSource.monitor_errors` and a warning.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pmrunner.errors import (
     ConfigurationError,
     PostmanApiError,
+    PostmanAuthError,
     PostmanNotFoundError,
-    PostmanRateLimitError,
-    PostmanUnavailableError,
 )
 from runtime.loading import VariableFile, variable_file_from_json
-from scheduler.monitors import Monitor, MonitorOptions
-from scheduler.postman import PostmanClient
-from scheduler.schedule import Schedule, load_timezone
+from scheduler.monitors import Monitor
+from scheduler.postman import MONITORS_PAGE_SIZE, PostmanClient
+from scheduler.postman_monitor import monitor_from_postman, read_monitors
+from scheduler.postman_transport import PERMANENT_ERROR_NAMES
 from scheduler.secrets import SecretOverrides
+from scheduler.snapshot import Content, Snapshot, collection_key, environment_key
 
-__all__ = ["MonitorSelection", "PostmanMonitorSource", "monitor_from_postman"]
+__all__ = ["MonitorSelection", "PostmanMonitorSource", "is_permanent", "monitor_from_postman"]
 
 logger = logging.getLogger("pmrunner.scheduler")
 
-# Errors after which a cached collection or environment is still worth serving.
-_TRANSIENT = (PostmanUnavailableError, PostmanRateLimitError)
-
 _NOT_POLLED = "the Postman API has not been polled yet"
+
+# Known monitors whose details a poll refreshes even when listing used its allowance.
+MIN_KNOWN_DETAILS = 10
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ class PostmanMonitorSource:
         client: the Postman API client.
         selection: which monitors are this runner's.
         overrides: local variable values applied to every environment.
+        details_per_poll: ``GET /monitors/{uid}`` calls a poll may spend on
+            monitors it already knows, listing pages included (None: every
+            selected monitor, every poll). New monitors are always fetched, and at
+            least :data:`MIN_KNOWN_DETAILS` known ones.
+        clock: the Unix time, for when details were fetched.
     """
 
     def __init__(
@@ -125,19 +131,23 @@ class PostmanMonitorSource:
         client: PostmanClient,
         selection: MonitorSelection,
         overrides: SecretOverrides | None = None,
+        *,
+        details_per_poll: int | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._selection = selection
         self._overrides = overrides or SecretOverrides()
+        self._details_per_poll = details_per_poll
+        self._clock = clock
         self._lock = threading.Lock()
         self._polled = False
-        self._monitors: list[Monitor] = []
+        self._state = Snapshot()
         self._monitor_errors: dict[str, str] = {}
-        self._updated_at: dict[str, str] = {}
-        self._collections: dict[str, dict[str, Any]] = {}
-        self._environments: dict[str, dict[str, Any]] = {}
         self._missing: set[str] = set()
         self._last_error: str | None = _NOT_POLLED
+        self._permanent = False
+        self._pages = 0
 
     @property
     def healthy(self) -> bool:
@@ -150,26 +160,44 @@ class PostmanMonitorSource:
         return self._last_error
 
     @property
+    def permanent(self) -> bool:
+        """Whether the last poll failed for a reason no retry cures (a refused key,
+        an exhausted monthly budget)."""
+        return self._permanent
+
+    @property
     def monitor_errors(self) -> dict[str, str]:
         """Monitor uid → why that monitor was left out at the last good poll."""
         return dict(self._monitor_errors)
 
-    def refresh(self) -> None:
-        """Poll the API for the selected monitors; never raises for API errors."""
-        try:
-            raw_monitors = self._fetch_monitors()
-            updated_at = self._client.collection_updated_at()
-        except PostmanApiError as exc:
-            self._record_failure(str(exc))
-            return
-        monitors, errors = _read_monitors(raw_monitors)
+    def check_key(self) -> None:
+        """One call to Postman: raises PostmanAuthError when the key is refused."""
+        self._client.check_key()
+
+    def snapshot(self) -> Snapshot:
+        """A copy of what the polls know."""
         with self._lock:
-            for uid, message in errors.items():
-                if self._monitor_errors.get(uid) != message:
-                    logger.warning("%s; the monitor is left out", message)
+            return Snapshot(
+                dict(self._state.monitors), dict(self._state.fetched), dict(self._state.content)
+            )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Start from a stored snapshot, so a new poller refetches only what changed."""
+        with self._lock:
+            self._state = Snapshot(
+                dict(snapshot.monitors), dict(snapshot.fetched), dict(snapshot.content)
+            )
+
+    def refresh(self) -> None:
+        """Poll the API once (see the module documentation); never raises for API errors."""
+        try:
+            self._poll()
+        except PostmanApiError as exc:
+            self._record_failure(exc)
+            return
+        with self._lock:
             recovered = self._polled and self._last_error is not None
-            self._monitors, self._monitor_errors = monitors, errors
-            self._updated_at, self._polled, self._last_error = updated_at, True, None
+            self._polled, self._last_error, self._permanent = True, None, False
         if recovered:
             logger.info("Postman API polled again without errors; monitors are up to date")
 
@@ -178,88 +206,160 @@ class PostmanMonitorSource:
         if not self._polled and self._last_error == _NOT_POLLED:
             self.refresh()
         with self._lock:
-            return list(self._monitors)
+            return list(self._state.monitors.values())
 
     def collection(self, monitor: Monitor) -> dict[str, Any]:
-        """The monitor's collection, fetched again only when its ``updatedAt`` changed.
-
-        Served from the cache while Postman is unreachable or rate limiting.
+        """The monitor's collection as last fetched.
 
         Raises:
-            PostmanApiError: the collection could not be fetched, and none is cached.
+            PostmanApiError: it was never fetched.
         """
         uid = self._own_reference(monitor, monitor.collection)
-        try:
-            collection = self._client.get_collection_cached(
-                uid, self._collections, updated_at=self._updated_at.get(uid)
-            )
-        except _TRANSIENT as exc:
-            collection = self._cached(self._collections, uid, "collection", exc)
-        return copy.deepcopy(collection)
+        return copy.deepcopy(self._content(collection_key(uid), "collection", uid))
 
     def environment(self, monitor: Monitor) -> VariableFile | None:
-        """The monitor's environment (fetched each time), with the overrides applied.
-
-        Served from the last fetched copy while Postman is unreachable or rate limiting.
+        """The monitor's environment as last fetched, with the overrides applied.
 
         Raises:
-            PostmanApiError: the environment could not be fetched, and none is cached.
+            PostmanApiError: it was never fetched.
             DataFileError: the answer is not an environment.
             ConfigurationError: a vault reference no override supplies.
         """
         if monitor.environment is None:
             return self._overrides.apply(monitor.uid, None)
         uid = self._own_reference(monitor, monitor.environment)
-        try:
-            raw = self._client.get_environment(uid)
-            self._environments[uid] = raw
-        except _TRANSIENT as exc:
-            raw = self._cached(self._environments, uid, "environment", exc)
+        raw = self._content(environment_key(uid), "environment", uid)
         environment = variable_file_from_json(raw, label=f"Postman environment {uid!r}")
         return self._overrides.apply(monitor.uid, environment)
 
     # -- polling -----------------------------------------------------------------------
 
-    def _fetch_monitors(self) -> list[dict[str, Any]]:
-        """GET /monitors/{uid} for each selected monitor; a uid gone since listing is skipped."""
-        found: list[dict[str, Any]] = []
-        for uid in self._selected_uids():
-            try:
-                found.append(self._client.get_monitor(uid))
-            except PostmanNotFoundError:
-                # Listed monitors may be deleted since; a uid given in the selection
-                # is worth one warning.
-                if uid in self._selection.uids and uid not in self._missing:
-                    logger.warning("Postman monitor %r (selected by uid) does not exist", uid)
-                self._missing.add(uid)
-            else:
-                self._missing.discard(uid)
-        return found
+    def _poll(self) -> None:
+        listed = self._listed()
+        if listed is not None:
+            self._apply_listing(listed)
+        for uid in self._detail_order(listed):
+            self._fetch_details(uid)
+        self._refresh_content()
 
-    def _selected_uids(self) -> list[str]:
-        """The listed uids, then the listed monitors that pass the workspace and marker."""
-        uids = list(self._selection.uids)
-        if self._selection.lists_monitors:
-            for summary in self._client.list_monitors(workspace=self._selection.workspace):
-                uid = summary.get("uid") or summary.get("id")
-                if (
-                    isinstance(uid, str)
-                    and uid
-                    and self._selection.name_matches(summary.get("name"))
-                ):
-                    uids.append(uid)
-        return list(dict.fromkeys(uids))  # without repeats, in order
+    def _listed(self) -> dict[str, dict[str, Any]] | None:
+        """uid → summary of the selected monitors the listing shows; None without a listing."""
+        self._pages = 0
+        if not self._selection.lists_monitors:
+            return None
+        listed: dict[str, dict[str, Any]] = {}
+        summaries = self._client.list_monitors(workspace=self._selection.workspace)
+        self._pages = max(1, -(-len(summaries) // MONITORS_PAGE_SIZE))
+        for summary in summaries:
+            uid = summary.get("uid") or summary.get("id")
+            if isinstance(uid, str) and uid and self._selection.name_matches(summary.get("name")):
+                listed[uid] = summary
+        return listed
 
-    def _record_failure(self, message: str) -> None:
+    def _apply_listing(self, listed: dict[str, dict[str, Any]]) -> None:
+        """Remove monitors the listing no longer shows; pause those it shows inactive."""
+        with self._lock:
+            for uid in list(self._state.monitors):
+                if uid in self._selection.uids:
+                    continue
+                if uid not in listed:
+                    self._forget(uid)
+                elif listed[uid].get("active") is False and self._state.monitors[uid].active:
+                    monitor = dataclasses.replace(self._state.monitors[uid], active=False)
+                    self._state.monitors[uid] = dataclasses.replace(monitor, version="")
+
+    def _detail_order(self, listed: dict[str, dict[str, Any]] | None) -> list[str]:
+        """The uids whose details this poll fetches: new ones first, then the stalest."""
+        selected = list(dict.fromkeys([*self._selection.uids, *(listed or {})]))
+        with self._lock:
+            fetched = dict(self._state.fetched)
+        new = [uid for uid in selected if uid not in fetched]
+        known = sorted((uid for uid in selected if uid in fetched), key=lambda uid: fetched[uid])
+        if self._details_per_poll is None:
+            return new + known
+        allowance = max(self._details_per_poll - self._pages, MIN_KNOWN_DETAILS)
+        return new + known[:allowance]
+
+    def _fetch_details(self, uid: str) -> None:
+        try:
+            raw = self._client.get_monitor(uid)
+        except PostmanNotFoundError:
+            # A uid given in the selection is worth one warning.
+            if uid in self._selection.uids and uid not in self._missing:
+                logger.warning("Postman monitor %r (selected by uid) does not exist", uid)
+            self._missing.add(uid)
+            with self._lock:
+                self._forget(uid)
+            return
+        self._missing.discard(uid)
+        monitors, errors = read_monitors([raw])
+        with self._lock:
+            self._state.fetched[uid] = self._clock()
+            if monitors:
+                self._state.monitors[uid] = monitors[0]
+                self._monitor_errors.pop(uid, None)
+                return
+            message = errors.get(uid) or next(iter(errors.values()), "unreadable")
+            if self._monitor_errors.get(uid) != message:
+                logger.warning("%s; the monitor is left out", message)
+            self._monitor_errors[uid] = message
+            self._state.monitors.pop(uid, None)
+
+    def _forget(self, uid: str) -> None:
+        """Drop a monitor that was deleted or left the selection (call under the lock)."""
+        self._state.monitors.pop(uid, None)
+        self._state.fetched.pop(uid, None)
+        self._monitor_errors.pop(uid, None)
+
+    def _refresh_content(self) -> None:
+        """Fetch the collections and environments of active monitors that changed."""
+        with self._lock:
+            active = [m for m in self._state.monitors.values() if m.active]
+        needed_collections = {m.collection for m in active}
+        needed_environments = {m.environment for m in active if m.environment}
+        client = self._client
+        stamps = client.collection_updated_at() if needed_collections else {}
+        for uid in sorted(needed_collections):
+            self._refresh_one(collection_key(uid), stamps.get(uid), client.get_collection, uid)
+        stamps = client.environment_updated_at() if needed_environments else {}
+        for uid in sorted(needed_environments):
+            self._refresh_one(environment_key(uid), stamps.get(uid), client.get_environment, uid)
+        needed = {collection_key(u) for u in needed_collections}
+        needed |= {environment_key(u) for u in needed_environments}
+        with self._lock:
+            for key in set(self._state.content) - needed:
+                del self._state.content[key]
+
+    def _refresh_one(
+        self, key: str, stamp: str | None, fetch: Callable[[str], dict[str, Any]], uid: str
+    ) -> None:
+        """Fetch one collection or environment unless the stored copy has this stamp.
+
+        Without a stamp (not listed) the element is fetched each poll.
+        """
+        with self._lock:
+            stored = self._state.content.get(key)
+        if stored is not None and stamp is not None and stored.stamp == stamp:
+            return
+        try:
+            body = fetch(uid)
+        except PostmanNotFoundError as exc:
+            # The monitor points at something gone: its runs say so when they start.
+            logger.warning("%s", exc)
+            with self._lock:
+                self._state.content.pop(key, None)
+            return
+        with self._lock:
+            self._state.content[key] = Content(stamp or "", body)
+
+    def _record_failure(self, error: PostmanApiError) -> None:
+        message = str(error)
+        permanent = is_permanent(error)
         with self._lock:
             repeated = message == self._last_error
-            self._last_error = message
+            self._last_error, self._permanent = message, permanent
         if repeated:
             logger.debug("Postman API poll failed again: %s", message)
-        else:
-            logger.warning(
-                "Postman API poll failed: %s; the last known monitors stay in use", message
-            )
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -270,114 +370,16 @@ class PostmanMonitorSource:
             )
         return reference
 
-    def _cached(
-        self, cache: dict[str, dict[str, Any]], uid: str, kind: str, error: PostmanApiError
-    ) -> dict[str, Any]:
-        cached = cache.get(uid)
-        if cached is None:
-            raise error
-        logger.warning("using the cached %s %r: %s", kind, uid, error)
-        return cached
+    def _content(self, key: str, kind: str, uid: str) -> dict[str, Any]:
+        with self._lock:
+            stored = self._state.content.get(key)
+        if stored is None:
+            raise PostmanApiError(
+                f"the {kind} {uid!r} has not been fetched from the Postman API (yet)"
+            )
+        return stored.body
 
 
-def _read_monitors(raw_monitors: list[dict[str, Any]]) -> tuple[list[Monitor], dict[str, str]]:
-    """Monitors from the API's JSON, and the errors of those that could not be read."""
-    monitors: list[Monitor] = []
-    errors: dict[str, str] = {}
-    for raw in raw_monitors:
-        try:
-            monitors.append(monitor_from_postman(raw))
-        except ConfigurationError as exc:
-            errors[str(raw.get("uid") or raw.get("id"))] = str(exc)
-    return monitors, errors
-
-
-def monitor_from_postman(data: dict[str, Any]) -> Monitor:
-    """A :class:`Monitor` from the ``monitor`` object of ``GET /monitors/{uid}``.
-
-    Raises:
-        ConfigurationError: naming the monitor and the field (``schedule.cron``,
-            ``collectionUid``, ...).
-    """
-    uid = data.get("uid") or data.get("id")
-    if not isinstance(uid, str) or not uid:
-        raise ConfigurationError(f"Postman monitor without a uid: {data.get('name')!r}")
-    raw_name = data.get("name")
-    name = raw_name if isinstance(raw_name, str) and raw_name else uid
-    label = f"Postman monitor {uid!r} ({name})"
-    try:
-        return Monitor(
-            uid=uid,
-            name=name,
-            schedule=_schedule(data.get("schedule")),
-            source="postman",
-            collection=_reference(data, "collectionUid", required=True) or "",
-            environment=_reference(data, "environmentUid", required=False),
-            options=_options(data.get("options")),
-            retry_attempts=_count(_section(data, "retry").get("attempts"), "retry.attempts", 0),
-            notification_limit=_count(data.get("notificationLimit"), "notificationLimit", 1),
-            active=_flag(data.get("active"), "active", True),
-        )
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{label}: {exc}") from None
-
-
-def _schedule(value: Any) -> Schedule:
-    if not isinstance(value, dict) or not isinstance(value.get("cron"), str):
-        raise ConfigurationError("schedule.cron: missing")
-    timezone = value.get("timezone") or "UTC"
-    try:
-        load_timezone(timezone)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"schedule.timezone: {exc}") from None
-    try:
-        return Schedule(cron=value["cron"], timezone=timezone)
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"schedule.cron: {exc}") from None
-
-
-def _reference(data: dict[str, Any], field: str, *, required: bool) -> str | None:
-    value = data.get(field)
-    if isinstance(value, str) and value:
-        return value
-    if value in (None, "") and not required:
-        return None
-    raise ConfigurationError(f"{field}: missing" if value in (None, "") else f"{field}: {value!r}")
-
-
-def _section(data: dict[str, Any], field: str) -> dict[str, Any]:
-    value = data.get(field)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigurationError(f"{field}: expected an object, got {value!r}")
-    return value
-
-
-def _options(value: Any) -> MonitorOptions:
-    options = _section({"options": value}, "options")
-    return MonitorOptions(
-        strict_ssl=_flag(options.get("strictSSL"), "options.strictSSL", True),
-        follow_redirects=_flag(options.get("followRedirects"), "options.followRedirects", True),
-        request_timeout_ms=_count(options.get("requestTimeout"), "options.requestTimeout", 0),
-        request_delay_ms=_count(options.get("requestDelay"), "options.requestDelay", 0),
-    )
-
-
-def _flag(value: Any, field: str, default: bool) -> bool:
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{field}: expected true or false, got {value!r}")
-    return value
-
-
-def _count(value: Any, field: str, default: int) -> int:
-    """A whole number of 0 or more; Postman may send ``null`` for "not set"."""
-    if value is None:
-        return default
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"{field}: expected a whole number of 0 or more, got {value!r}")
-    return value
+def is_permanent(error: PostmanApiError) -> bool:
+    """Whether no retry cures ``error``: a refused key, or the monthly budget spent."""
+    return isinstance(error, PostmanAuthError) or error.error_name in PERMANENT_ERROR_NAMES

@@ -40,9 +40,10 @@ from pmrunner.errors import (
     PostmanUnavailableError,
 )
 from runtime.egress_transport import egress_session
-from scheduler.ratelimit import SlidingWindow, Throttle, retry_after_seconds
+from scheduler.budget import Budget, BudgetExceeded, pause_from_headers
+from scheduler.ratelimit import retry_after_seconds
 
-__all__ = ["REDACTED", "PostmanTransport"]
+__all__ = ["PERMANENT_ERROR_NAMES", "REDACTED", "PostmanTransport"]
 
 logger = logging.getLogger("pmrunner.postman")
 
@@ -51,6 +52,9 @@ REDACTED = "<redacted>"
 # Postman answers a missing collection or environment with 400 and this name.
 _NOT_FOUND_NAMES = frozenset({"instanceNotFoundError", "notFound", "NotFoundError"})
 _BODY_SNIPPET_CHARS = 200
+
+# Error names that no retry cures: the monthly budget of the key is spent.
+PERMANENT_ERROR_NAMES = frozenset({"serviceLimitExhausted"})
 
 # An answer whose body broke off mid-way: worth a retry, like a lost connection.
 _CutShort = requests.exceptions.ChunkedEncodingError
@@ -82,11 +86,10 @@ class PostmanTransport:
             environment proxy handling (``HTTPS_PROXY``, ``NO_PROXY``) in charge.
         timeout: seconds to connect and seconds between bytes read.
         max_retries: retries after the first attempt (0 = try once).
-        requests_per_minute: client-side limit over all calls.
-        monitor_calls_per_10s: client-side limit over calls to ``/monitors``.
+        budget: the rate budget every call draws from (one process's, or the
+            cluster's in Redis).
         session: a requests session to use; one is made (and owned) when None.
         sleep: how to wait; tests pass a recorder.
-        clock: a monotonic clock, for the throttle.
         wall_clock: the Unix time, for HTTP dates and reset timestamps.
         backoff_base: the first backoff wait in seconds, doubled per retry.
         backoff_cap: the longest backoff wait in seconds.
@@ -101,11 +104,9 @@ class PostmanTransport:
         proxy: str | None,
         timeout: float,
         max_retries: int,
-        requests_per_minute: int,
-        monitor_calls_per_10s: int,
+        budget: Budget,
         session: requests.Session | None,
         sleep: Callable[[float], None],
-        clock: Callable[[], float],
         wall_clock: Callable[[], float],
         backoff_base: float,
         backoff_cap: float,
@@ -124,12 +125,7 @@ class PostmanTransport:
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._max_retry_after = max_retry_after
-        self._throttle = Throttle(clock=clock, sleep=sleep)
-        try:
-            self._all_calls = SlidingWindow(requests_per_minute, 60.0)
-            self._monitor_calls = SlidingWindow(monitor_calls_per_10s, 10.0)
-        except ValueError as exc:
-            raise ConfigurationError(f"Postman client: {exc}") from None
+        self._budget = budget
 
     def close(self) -> None:
         """Close the session if this transport made it."""
@@ -160,7 +156,7 @@ class PostmanTransport:
         """
         endpoint = _endpoint("GET", path, params)
         for attempt in range(self._max_retries + 1):
-            self._wait_for_slot(path)
+            self._wait_for_slot(path, endpoint)
             outcome = self._attempt(path, params, endpoint, resource)
             if not isinstance(outcome, _Retry):
                 return outcome
@@ -211,15 +207,17 @@ class PostmanTransport:
         status = response.status_code
         logger.debug("%s answered %d", endpoint, status)
         if 200 <= status < 300:
+            self._pause_if_spent(response, endpoint)
             return self._decode(response, endpoint)
         if 300 <= status < 400:
             raise self._redirect_error(response, endpoint)
         error = self._error_for(response, endpoint, resource)
-        if status != 429 and status < 500:
+        if (status != 429 and status < 500) or error.error_name in PERMANENT_ERROR_NAMES:
             raise error
         wait = retry_after_seconds(response.headers, self._wall_clock())
-        if wait is not None and status == 429:
-            self._throttle.hold(wait)
+        if status == 429:
+            wait = wait if wait is not None else self._backoff(0)
+            self._budget.pause(wait, f"{endpoint} answered 429")
         if wait is not None and wait > self._max_retry_after:
             raise error
         return _Retry(error, wait)
@@ -240,14 +238,26 @@ class PostmanTransport:
             allow_redirects=False,
         )
 
-    def _wait_for_slot(self, path: str) -> None:
-        """Wait for the client-side rate limits that apply to ``path``."""
-        windows = [self._all_calls]
-        if path == "/monitors" or path.startswith("/monitors/"):
-            windows.append(self._monitor_calls)
-        waited = self._throttle.acquire(*windows)
+    def _wait_for_slot(self, path: str, endpoint: str) -> None:
+        """Wait for the rate budget's slot for ``path``; refuse waits above ``max_retry_after``."""
+        try:
+            waited = self._budget.acquire(path, self._max_retry_after)
+        except BudgetExceeded as exc:
+            why = f" ({exc.reason})" if exc.reason else ""
+            raise PostmanRateLimitError(
+                f"Postman API {endpoint}: not called, the rate budget is paused for "
+                f"{exc.wait:.0f} s{why}",
+                endpoint=endpoint,
+                retry_after=exc.wait,
+            ) from None
         if waited:
             logger.debug("throttled %s for %.2f s", path, waited)
+
+    def _pause_if_spent(self, response: requests.Response, endpoint: str) -> None:
+        """Hold every call when the answer says the server's window is spent."""
+        wait = pause_from_headers(response.headers, self._wall_clock())
+        if wait:
+            self._budget.pause(wait, f"{endpoint}: X-RateLimit-Remaining is 0")
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": between half and all of the step."""

@@ -1,11 +1,14 @@
 """Monitor runs: where monitors come from, how one starts, and what follows it.
 
-The monitor source is built once per process from the settings: a local
-``monitors.yaml`` (``PMRUNNER_MONITORS_FILE``) or Postman
-(``PMRUNNER_POSTMAN_API_KEY`` with a selection of monitors). The last good
-list of monitors and each monitor's last collection version are kept in
-Redis too, so a runner restarted while Postman is unreachable still runs
-what it ran before.
+Two views of the monitor source, built once per process from the settings:
+
+- :func:`build_source` reads the source itself: a local ``monitors.yaml``
+  (``PMRUNNER_MONITORS_FILE``) or the Postman API (``PMRUNNER_POSTMAN_API_KEY``
+  with a selection of monitors, drawing on the cluster's rate budget). Only
+  the poller uses it.
+- :func:`source_for` is what runs start from: for Postman, the catalog of
+  the last good poll in Redis (no call to Postman, so runs start while it is
+  down); for local files, the files themselves.
 
 After a monitor run: a failed run is retried ``retry.attempts`` times (each
 attempt is its own run in the history); after ``notificationLimit`` failed
@@ -15,7 +18,6 @@ recovery notice when it passes again.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -29,68 +31,111 @@ from runtime.loading import VariableFile
 from runtime.options import RunOptions, Timeouts, TLSOptions
 from runtime.reporters.run_shapes import build_report
 from runtime.results import Run, ScriptError, utc_now
+from scheduler.budget import MONITOR_CALLS_PER_SECOND, RedisBudget
+from scheduler.catalog import Catalog
+from scheduler.catalog_source import CatalogSource
 from scheduler.local_source import LocalMonitorSource
 from scheduler.monitors import Monitor, MonitorSource
 from scheduler.postman import PostmanClient
 from scheduler.postman_source import MonitorSelection, PostmanMonitorSource
 from scheduler.secrets import SecretOverrides
-from store.keys import text
-from tasks.context import Services
+from scheduler.snapshot import stored_collection_id
+from tasks.context import Services, redis_for
 from tasks.dispatch import RunRequest, start_run
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
+# The poller's calls give up quickly: the next poll comes soon, and a hanging
+# Postman must not hold the lease for minutes.
+POLL_TIMEOUT = 10.0
+POLL_RETRIES = 1
+
 _sources: dict[Settings, MonitorSource | None] = {}
 _sources_lock = threading.Lock()
 
 
-def build_source(settings: Settings) -> MonitorSource | None:
-    """The monitor source the settings name, or None when there is none."""
+def build_source(
+    settings: Settings, *, shared_budget: bool = True
+) -> LocalMonitorSource | PostmanMonitorSource | None:
+    """The monitor source the settings name, read directly; None when there is none.
+
+    Parameters:
+        settings: the settings (monitors file, or Postman key and selection).
+        shared_budget: draw Postman calls from the cluster's budget in Redis
+            (else from one for this process only).
+    """
     overrides = SecretOverrides.load(settings.secrets_file, os.environ)
     if settings.monitors_file is not None:
         return LocalMonitorSource(settings.monitors_file, overrides=overrides)
-    if settings.postman_api_key:
-        marker = settings.postman_marker
-        if not (settings.postman_monitors or settings.postman_workspace or marker):
-            marker = f"[{settings.runner_id}]" if settings.runner_id else None
-        if not (settings.postman_monitors or settings.postman_workspace or marker):
-            raise ConfigurationError(
-                "running Postman monitors needs a selection: PMRUNNER_POSTMAN_MONITORS, "
-                "PMRUNNER_POSTMAN_WORKSPACE or PMRUNNER_POSTMAN_MARKER (or a runner id)"
-            )
-        client = PostmanClient(
-            settings.postman_api_key, base_url=settings.postman_base_url, proxy=settings.proxy
+    if not settings.postman_api_key:
+        return None
+    selection = postman_selection(settings)
+    budget = None
+    if shared_budget:
+        budget = RedisBudget(
+            redis_for(settings), settings.postman_api_key, settings.postman_base_url
         )
-        selection = MonitorSelection(
-            uids=settings.postman_monitors,
-            workspace=settings.postman_workspace,
-            name_marker=marker,
+    client = PostmanClient(
+        settings.postman_api_key,
+        base_url=settings.postman_base_url,
+        proxy=settings.proxy,
+        timeout=POLL_TIMEOUT,
+        max_retries=POLL_RETRIES,
+        budget=budget,
+    )
+    calls_per_poll = int(settings.poll_interval * MONITOR_CALLS_PER_SECOND)
+    return PostmanMonitorSource(client, selection, overrides, details_per_poll=calls_per_poll)
+
+
+def postman_selection(settings: Settings) -> MonitorSelection:
+    """Which Postman monitors the settings select (the runner id is the default marker)."""
+    marker = settings.postman_marker
+    if not (settings.postman_monitors or settings.postman_workspace or marker):
+        marker = f"[{settings.runner_id}]" if settings.runner_id else None
+    if not (settings.postman_monitors or settings.postman_workspace or marker):
+        raise ConfigurationError(
+            "running Postman monitors needs a selection: PMRUNNER_POSTMAN_MONITORS, "
+            "PMRUNNER_POSTMAN_WORKSPACE or PMRUNNER_POSTMAN_MARKER (or a runner id)"
         )
-        return PostmanMonitorSource(client, selection, overrides)
-    return None
+    return MonitorSelection(
+        uids=settings.postman_monitors,
+        workspace=settings.postman_workspace,
+        name_marker=marker,
+    )
+
+
+def catalog_for(settings: Settings) -> Catalog:
+    """The deployment's monitor catalog in Redis."""
+    return Catalog(redis_for(settings), settings.key_prefix, settings.max_staleness)
 
 
 def source_for(settings: Settings) -> MonitorSource | None:
-    """The process's monitor source for these settings (built on first use)."""
+    """What this process starts monitor runs from (built on first use); None without a source.
+
+    Postman monitors come from the catalog of the last good poll; local ones
+    from their files.
+    """
     with _sources_lock:
         if settings not in _sources:
-            _sources[settings] = build_source(settings)
+            _sources[settings] = _run_source(settings)
         return _sources[settings]
 
 
+def _run_source(settings: Settings) -> MonitorSource | None:
+    if settings.monitors_file is not None:
+        return build_source(settings)
+    if not settings.postman_api_key:
+        return None
+    postman_selection(settings)  # a configuration without a selection is refused here too
+    overrides = SecretOverrides.load(settings.secrets_file, os.environ)
+    return CatalogSource(catalog_for(settings), overrides, poll_interval=settings.poll_interval)
+
+
 def known_monitors(services: Services, source: MonitorSource) -> list[Monitor]:
-    """The source's monitors; the last good list from Redis while it has none."""
-    key = services.registry.keys.prefix + "monitors:last-known"
-    monitors = source.monitors()
-    if source.healthy:
-        services.registry.redis.set(key, json.dumps([m.to_dict() for m in monitors]))
-        return monitors
-    if monitors:
-        return monitors
-    raw = services.registry.redis.get(key)
-    return [Monitor.from_dict(m) for m in json.loads(raw)] if raw else []
+    """The monitors a run may be started for: the source's current ones."""
+    return source.monitors()
 
 
 def run_options(monitor: Monitor, settings: Settings) -> RunOptions:
@@ -132,11 +177,11 @@ def start_monitor_run(
     """Start one run of ``monitor``; a run that cannot start is reported as failed."""
     run_id = uuid.uuid4().hex
     try:
-        collection = _collection(services, source, monitor)
+        collection = source.collection(monitor)
         environment: VariableFile | None = source.environment(monitor)
     except PmrunnerError as error:
         log.error("monitor %s (%s) could not start: %s", monitor.name, monitor.uid, error)
-        _report_failed_start(services, monitor, run_id, error, attempt, slot, source_name)
+        report_failed_start(services, monitor, run_id, error, attempt, slot, source_name)
         return run_id
     return start_run(
         app,
@@ -153,27 +198,7 @@ def start_monitor_run(
     )
 
 
-def _collection(services: Services, source: MonitorSource, monitor: Monitor) -> JSON:
-    """The monitor's collection; its last known version while the source fails."""
-    registry = services.registry
-    key = f"{registry.keys.prefix}monitor:{monitor.uid}:collection"
-    try:
-        collection = source.collection(monitor)
-    except PmrunnerError:
-        digest = registry.redis.get(key)
-        cached = registry.collection(text(digest)) if digest else None
-        if cached is None:
-            raise
-        log.warning(
-            "monitor %s: source unavailable, running its last known collection", monitor.uid
-        )
-        return cached
-    digest = registry.cache_collection(collection, services.settings.collection_ttl)
-    registry.redis.set(key, digest)
-    return collection
-
-
-def _report_failed_start(
+def report_failed_start(
     services: Services,
     monitor: Monitor,
     run_id: str,
@@ -182,13 +207,18 @@ def _report_failed_start(
     slot: str | None,
     source_name: str,
 ) -> None:
-    run = Run(collection_id=monitor.collection, collection_name=monitor.name)
+    """Store a run that could not start, with its reason, under the collection's id."""
+    from worker.metrics import RUNS_FINISHED
+
+    run = Run(collection_id=stored_collection_id(monitor.collection), collection_name=monitor.name)
     run.run_errors.append(ScriptError("run", type(error).__name__, str(error)))
     run.finished_at = utc_now()
     report = build_report(
         run, run_id=run_id, source=source_name, monitor=monitor_meta(monitor, attempt, slot)
     )
+    report["error"] = f"could not start: {error}"
     services.store.save(report)
+    RUNS_FINISHED.labels(report["status"], source_name).inc()
     after_monitor_run(services, report)
 
 

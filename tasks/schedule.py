@@ -1,92 +1,167 @@
-"""Beat's side of monitors: start every due slot exactly once.
+"""The scheduler: a poll loop and a tick loop, inside every beat and runner process.
 
-``celery -A worker beat`` sends ``dispatch_due`` every few seconds. It asks
-the monitor source for the monitors, works out which schedule slots came due
-since the last check (kept in Redis, so beat itself keeps no state), and
-claims each slot with ``SET NX`` before starting it. Two beats, a restarted
-beat or a retried dispatch therefore never start a slot twice.
+``celery -A worker beat`` (and the beat embedded in ``pmrunner runner start``
+and ``pmrunner up``) starts two threads when beat starts (Celery's
+``beat_init`` signal):
 
-A monitor whose check finds several slots due (the runner was down, or a
-dispatch was late) runs only the latest; the older ones are recorded as
-skipped, not run late. ``PMRUNNER_BACKFILL_SLOTS`` runs up to that many of
-them instead.
+- the **poller** (:class:`scheduler.poller.Poller`): one for the whole
+  cluster, by lease; it reads the monitor source into the catalog every
+  ``PMRUNNER_POLL_INTERVAL`` seconds;
+- the **tick** (:class:`Ticker`): wakes at the next due slot (at least once
+  a second), reads the due monitors from the catalog's sorted set of next
+  slots (no network call), claims each slot and moves the monitor to its
+  next slot in one round trip (``SET NX``: two beats never start a slot
+  twice), and starts the run itself: no worker has to consume anything for
+  a run to start on time. One thread, so a tick never overlaps the next.
+
+A monitor whose check finds several slots due (the scheduler was down)
+runs only the latest; the older ones are recorded as skipped, not run late.
+``PMRUNNER_BACKFILL_SLOTS`` runs up to that many of them instead.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from celery import Task, shared_task
+import redis
+from celery import Celery, Task, shared_task
+from celery.signals import beat_init
 
+from pmrunner.errors import PmrunnerError
+from scheduler.catalog import Catalog
+from scheduler.health import SourceHealth, read_health
+from scheduler.local_source import LocalMonitorSource
 from scheduler.monitors import Monitor, MonitorSource
+from scheduler.poller import Lease, Poller
+from scheduler.snapshot import Snapshot
 from tasks.context import Services
-from tasks.monitors import known_monitors, source_for, start_monitor_run
-from worker.metrics import SLOTS_SKIPPED, SLOTS_STARTED, SOURCE_HEALTHY
+from tasks.monitors import (
+    build_source,
+    catalog_for,
+    report_failed_start,
+    source_for,
+    start_monitor_run,
+)
+from worker.metrics import SLOT_LAG, SLOTS_SKIPPED, SLOTS_STARTED
 
 log = logging.getLogger(__name__)
 SKIPPED_KEPT = 100
 SLOT_CLAIM_SECONDS = 7 * 24 * 3600
-
-
-def due_slots(
-    services: Services, monitor: Monitor, now: datetime
-) -> tuple[list[datetime], list[datetime]]:
-    """The slots to start now and the slots to record as skipped.
-
-    The check time moves forward in Redis; the first check of a monitor
-    looks back one dispatch interval.
-    """
-    redis = services.registry.redis
-    key = f"{services.registry.keys.prefix}monitor:{monitor.uid}:checked"
-    previous = redis.getset(key, now.timestamp())
-    redis.expire(key, SLOT_CLAIM_SECONDS)
-    if previous is None:
-        after = now - timedelta(seconds=services.settings.dispatch_interval * 2)
-    else:
-        after = datetime.fromtimestamp(float(previous), UTC)
-    if after >= now:
-        return [], []
-    slots = monitor.schedule.slots_between(after, now)
-    keep = 1 + max(services.settings.backfill_slots, 0)
-    return slots[-keep:], slots[:-keep]
+# Slots looked at when a monitor is found late (a scheduler that was down).
+LATE_SLOTS_LIMIT = 100
+LEASE_SECONDS = 15.0
+LATE_REASON = "a later slot was due when it was checked"
+LOCAL_POLL_INTERVAL = 2.0
+PERMANENT_BACKOFF = 300.0
 
 
 def slot_key(slot: datetime) -> str:
     return slot.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def dispatch(services: Services, source: MonitorSource, now: datetime | None = None) -> list[str]:
-    """Start the due slots of every active monitor; return the run ids started."""
-    now = now or datetime.now(UTC)
-    source.refresh()
-    SOURCE_HEALTHY.set(1 if source.healthy else 0)
-    if not source.healthy:
-        log.warning(
-            "monitor source unhealthy (%s); running the last known monitors", source.last_error
-        )
-    started = []
-    for monitor in known_monitors(services, source):
-        if not monitor.active:
-            continue
-        run, skipped = due_slots(services, monitor, now)
-        for slot in skipped:
-            _record_skipped(services, monitor, slot, "a later slot was due when it was checked")
-        for slot in run:
-            claimed = services.registry.redis.set(
-                services.registry.keys.slot(monitor.uid, slot_key(slot)),
-                now.isoformat(),
-                nx=True,
-                ex=SLOT_CLAIM_SECONDS,
-            )
-            if not claimed:
+class Ticker:
+    """Starts due slots from the catalog.
+
+    Args:
+        services: Redis services of the app runs are sent through.
+        catalog: the monitor catalog.
+        source: what runs start from (the catalog for Postman, files for local).
+        health: the source's current health (decides whether stale data may run).
+        clock: the Unix time.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        catalog: Catalog,
+        source: MonitorSource,
+        health: Callable[[], SourceHealth],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.services = services
+        self.catalog = catalog
+        self.source = source
+        self.health = health
+        self.clock = clock
+
+    def tick(self, now: float | None = None) -> tuple[list[str], float | None]:
+        """Start what is due at ``now``; the run ids started and when the next slot comes."""
+        now = self.clock() if now is None else now
+        due = self.catalog.due(now)
+        if not due.due:
+            return [], due.next_at
+        health = self.health()
+        monitors = self.catalog.monitors(due.version)
+        started: list[str] = []
+        next_at = due.next_at
+        for uid, slot in due.due:
+            monitor = monitors.get(uid)
+            if monitor is None or not monitor.active:
+                self.catalog.redis.zrem(self.catalog.next_key, uid)
                 continue
-            SLOTS_STARTED.inc()
-            started.append(
-                start_monitor_run(services.app, services, source, monitor, slot=slot_key(slot))
-            )
-    return started
+            following = self._start_due(monitor, slot, now, health, started)
+            next_at = following if next_at is None else min(next_at, following)
+        return started, next_at
+
+    def _start_due(
+        self, monitor: Monitor, slot: int, now: float, health: SourceHealth, started: list[str]
+    ) -> float:
+        """Claim and start a due monitor's slot(s); the Unix time of its next slot."""
+        moment = datetime.fromtimestamp(now, UTC)
+        first = datetime.fromtimestamp(slot, UTC)
+        slots = [first, *monitor.schedule.slots_between(first, moment, limit=LATE_SLOTS_LIMIT)]
+        keep = 1 + max(self.services.settings.backfill_slots, 0)
+        to_run, skipped = slots[-keep:], slots[:-keep]
+        following = int(monitor.schedule.next_slot(moment).timestamp())
+        keys = self.services.registry.keys
+        claim = keys.slot(monitor.uid, slot_key(to_run[-1]))
+        outcome = self.catalog.claim(monitor.uid, slot, following, claim, SLOT_CLAIM_SECONDS)
+        if outcome < 0:
+            return following
+        for late in skipped:
+            _record_skipped(self.services, monitor, late, LATE_REASON)
+        redis_client = self.services.registry.redis
+        for earlier in to_run[:-1]:  # backfilled slots, claimed one by one
+            if redis_client.set(keys.slot(monitor.uid, slot_key(earlier)), "backfill", nx=True):
+                started.append(self._start(monitor, earlier, now, health))
+        if outcome == 1:
+            started.append(self._start(monitor, to_run[-1], now, health))
+        return following
+
+    def _start(self, monitor: Monitor, slot: datetime, now: float, health: SourceHealth) -> str:
+        SLOTS_STARTED.inc()
+        SLOT_LAG.observe(max(0.0, now - slot.timestamp()))
+        if not health.runs_monitors:
+            run_id = f"{slot_key(slot)}-{monitor.uid}"
+            reason = PmrunnerError(f"the monitor source is {health.state}: {health.reason}")
+            log.error("monitor %s (%s) could not start: %s", monitor.name, monitor.uid, reason)
+            slot_name = slot_key(slot)
+            report_failed_start(self.services, monitor, run_id, reason, 1, slot_name, "monitor")
+            return run_id
+        return start_monitor_run(
+            self.services.app, self.services, self.source, monitor, slot=slot_key(slot)
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Tick until ``stop`` is set, waking at the next slot (at least every second)."""
+        failing = False
+        while not stop.is_set():
+            next_at: float | None = None
+            try:
+                _, next_at = self.tick()
+                failing = False
+            except (redis.RedisError, OSError) as error:
+                if not failing:
+                    log.warning("scheduler tick: Redis failed: %s; trying again", error)
+                failing = True
+            wait = 1.0 if next_at is None else next_at - self.clock()
+            stop.wait(min(1.0, max(0.0, wait)))
 
 
 def _record_skipped(services: Services, monitor: Monitor, slot: datetime, reason: str) -> None:
@@ -102,14 +177,91 @@ def _record_skipped(services: Services, monitor: Monitor, slot: datetime, reason
     pipe.execute()
 
 
-@shared_task(bind=True, name="pmrunner.dispatch_due", ignore_result=True)
-def dispatch_due(self: Task) -> list[str]:
-    """Beat entry: start the monitor runs that are due."""
-    services = Services.of(self.app)
-    source = source_for(services.settings)
-    if source is None:
-        return []
-    return dispatch(services, source)
+@dataclass
+class Scheduler:
+    """The poller and the tick of one process; :meth:`start` runs them in threads."""
+
+    poller: Poller
+    ticker: Ticker
+    stop_event: threading.Event
+
+    def start(self) -> None:
+        for name, target in (("poller", self.poller.run), ("tick", self.ticker.run)):
+            thread = threading.Thread(
+                target=target, args=(self.stop_event,), name=f"pmrunner-{name}", daemon=True
+            )
+            thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def build_scheduler(app: Celery) -> Scheduler | None:
+    """The scheduler for the app's settings; None when no monitor source is configured."""
+    services = Services.of(app)
+    settings = services.settings
+    polled = build_source(settings)
+    source = source_for(settings)
+    if polled is None or source is None:
+        return None
+    catalog = catalog_for(settings)
+    interval = settings.poll_interval
+    if isinstance(polled, LocalMonitorSource):
+        interval = min(interval, LOCAL_POLL_INTERVAL)
+        local = polled
+
+        def snapshot() -> Snapshot:
+            return Snapshot(monitors={monitor.uid: monitor for monitor in local.monitors()})
+
+        restore = None
+    else:
+        snapshot, restore = polled.snapshot, polled.restore
+    poller = Poller(
+        polled,
+        catalog,
+        Lease(catalog.redis, f"{settings.key_prefix}poll:lease", LEASE_SECONDS),
+        interval=interval,
+        permanent_backoff=PERMANENT_BACKOFF,
+        snapshot=snapshot,
+        restore=restore,
+    )
+
+    def health() -> SourceHealth:
+        return read_health(
+            catalog.redis,
+            catalog.prefix,
+            time.time(),
+            poll_interval=interval,
+            max_staleness=settings.max_staleness,
+        )
+
+    return Scheduler(poller, Ticker(services, catalog, source, health), threading.Event())
+
+
+_started: dict[int, Scheduler] = {}
+_started_lock = threading.Lock()
+
+
+@beat_init.connect
+def start_scheduler_with_beat(sender: object = None, **_: object) -> None:
+    """Run the poller and the tick inside the beat process (embedded or not)."""
+    app = getattr(sender, "app", None)
+    if not isinstance(app, Celery):
+        return
+    with _started_lock:
+        if id(app) in _started:
+            return
+        try:
+            scheduler = build_scheduler(app)
+        except PmrunnerError as error:
+            log.error("monitor scheduler not started: %s", error)
+            return
+        if scheduler is None:
+            log.info("no monitor source configured: beat schedules no monitors")
+            return
+        scheduler.start()
+        _started[id(app)] = scheduler
+        log.info("monitor scheduler started (poll every %.0f s)", scheduler.poller.interval)
 
 
 @shared_task(bind=True, name="pmrunner.retry_monitor_run", ignore_result=True)

@@ -75,13 +75,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         timezone="UTC",
-        beat_schedule={
-            "pmrunner.dispatch-due": {
-                "task": "pmrunner.dispatch_due",
-                "schedule": settings.dispatch_interval,
-                "options": {"expires": settings.dispatch_interval * 2},
-            },
-        },
+        beat_schedule={},  # monitors are scheduled by threads in beat (tasks.schedule)
     )
     app.pmrunner_settings = settings
     return app

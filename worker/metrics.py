@@ -7,7 +7,7 @@ Counters and gauges live in the process that does the work (a worker, or
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
 
 RUNS_FINISHED = Counter(
     "pmrunner_runs_finished_total", "Runs reported, by outcome and source", ["status", "source"]
@@ -17,8 +17,10 @@ REQUESTS_EXECUTED = Counter(
 )
 SLOTS_STARTED = Counter("pmrunner_monitor_slots_started_total", "Monitor schedule slots started")
 SLOTS_SKIPPED = Counter("pmrunner_monitor_slots_skipped_total", "Monitor schedule slots skipped")
-SOURCE_HEALTHY = Gauge(
-    "pmrunner_monitor_source_healthy", "1 while the last poll of the monitor source succeeded"
+SLOT_LAG = Histogram(
+    "pmrunner_monitor_slot_lag_seconds",
+    "From a slot's time to its run being started by the tick",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 RUNS_SWEPT = Counter("pmrunner_runs_swept_total", "Runs ended by the sweeper at their deadline")
 

@@ -36,7 +36,9 @@ class Settings:
         default_network: the network for hosts no rule matches.
         run_deadline: seconds a run may take before the sweeper ends it.
         sweep_interval: seconds between rounds of upkeep (overdue runs, lost workers, webhooks).
-        dispatch_interval: seconds between polls for due monitors.
+        poll_interval: seconds between polls of the monitor source (Postman or files).
+        max_staleness: seconds monitors keep running from the last good poll while
+            the source fails; older data is not run.
         visibility_timeout: seconds before the broker re-delivers an unacked task;
             must stay above the longest run.
         retention_days: stored runs older than this are dropped.
@@ -84,7 +86,8 @@ class Settings:
     default_network: str = "default"
     run_deadline: float = 600.0
     sweep_interval: float = 1.0
-    dispatch_interval: float = 5.0
+    poll_interval: float = 30.0
+    max_staleness: float = 86400.0
     visibility_timeout: float = 4 * 3600.0
     retention_days: float = 30.0
     retention_runs: int = 1000

@@ -16,6 +16,7 @@ error messages name options, not values.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from pmrunner.errors import ConfigurationError, PmrunnerError
 
 if TYPE_CHECKING:
     from worker.settings import Settings
+
+log = logging.getLogger("pmrunner.runner")
 
 DEFAULT_METRICS_PORT = 9100
 DEFAULT_CONCURRENCY = 32
@@ -64,12 +67,17 @@ def configured_settings(params: dict[str, Any]) -> Settings:
 def check_source(settings: Settings) -> None:
     """Build the monitor source once, so a bad configuration stops the start.
 
+    A Postman key is tried with one call (``GET /me``): a refused key stops
+    the start; Postman being unreachable does not (the runner starts and
+    polls until it answers).
+
     Raises ``ConfigurationError`` saying what is missing or wrong.
     """
+    from scheduler.postman_source import PostmanMonitorSource
     from tasks.monitors import build_source
 
     try:
-        source = build_source(settings)
+        source = build_source(settings, shared_budget=False)
     except ConfigurationError as error:
         if settings.postman_api_key and settings.monitors_file is None:
             raise ConfigurationError(f"{error} {SELECTION_HINT}") from None
@@ -79,6 +87,22 @@ def check_source(settings: Settings) -> None:
             "no monitors to run: give --key (a Postman API key, or PMRUNNER_POSTMAN_API_KEY)"
             " or --monitors-file (a monitors.yaml)"
         )
+    if isinstance(source, PostmanMonitorSource):
+        check_key(source)
+
+
+def check_key(source: Any) -> None:
+    """Stop the start when Postman refuses the API key (401/403)."""
+    from pmrunner.errors import PostmanApiError, PostmanAuthError
+
+    try:
+        source.check_key()
+    except PostmanAuthError as error:
+        raise ConfigurationError(
+            f"Postman refused the API key (--key / PMRUNNER_POSTMAN_API_KEY): {error}"
+        ) from None
+    except PostmanApiError as error:
+        log.warning("could not check the Postman API key now (%s); starting anyway", error)
 
 
 def consumed_queues(settings: Settings, extra: str | None) -> list[str]:
@@ -100,6 +124,14 @@ def start_metrics(port: int) -> None:
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigurationError(f"--metrics-port {port}: cannot listen: {reason}") from None
+
+
+def register_health_metrics(settings: Settings) -> None:
+    """Serve the monitor source's state in the metrics too, as ``/health`` reports it."""
+    from api.health import source_health
+    from scheduler.health import register_source_metrics
+
+    register_source_metrics(lambda: source_health(settings))
 
 
 def beat_schedule_file(settings: Settings) -> Path:
@@ -235,6 +267,7 @@ def serve_runner(params: dict[str, Any], **settings_overrides: Any) -> int:
         queues = consumed_queues(settings, params["queues"])
         if settings.metrics_port > 0:
             start_metrics(settings.metrics_port)
+            register_health_metrics(settings)
         if settings.api_key:
             from api.server import serve_api_in_background
 

@@ -11,8 +11,16 @@ in memory:
   ``GET /collections/{uid}`` (``{"collection": {...}}`` with ``info.updatedAt``),
 - ``GET /environments/{uid}``,
 - 400 ``instanceNotFoundError`` for unknown collection and environment uids,
+- ``GET /environments`` (summaries with ``updatedAt``) and ``GET /me``,
 - 401 ``AuthenticationError`` for a missing or wrong ``X-Api-Key``,
-- an optional per-minute rate limit answered with 429 and ``Retry-After``.
+- Postman's rate limits per API key, shared by every client of the key
+  (300 calls a minute, 10 calls in 10 s to monitor endpoints; see
+  :mod:`tests.fakes.postman_limits`), answered with 429 and ``Retry-After``.
+
+Faults come one answer at a time (``fail_next``...) or as an outage that
+lasts until :meth:`FakePostman.end_outage`: 500s in either error format,
+hangs, malformed or truncated bodies, dropped connections, a revoked key,
+an exhausted monthly budget (``serviceLimitExhausted``).
 
 Tests add, edit and remove data (the methods of
 :class:`tests.fakes.postman_store.PostmanStore`), inject faults (error statuses, 429s, slow or
@@ -32,10 +40,8 @@ test module to use it.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,11 +50,23 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from tests.fakes.postman_limits import Limit, RateLimits
 from tests.fakes.postman_store import PostmanStore, error_body
 
-__all__ = ["DEFAULT_API_KEY", "FakePostman", "Fault", "RecordedRequest", "fake_postman"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "OUTAGES",
+    "FakePostman",
+    "Fault",
+    "RecordedRequest",
+    "fake_postman",
+]
 
 DEFAULT_API_KEY = "PMAK-fake0000000000000000-0123456789abcdef"
+FOREVER = 1 << 62
+
+# Outage kinds (see FakePostman.start_outage).
+OUTAGES = ("500", "503-flat", "hang", "malformed", "truncated", "dropped", "revoked", "exhausted")
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     target: str
+    at: float = 0.0  # time.time() when it came in
 
     def param(self, name: str) -> str | None:
         """The first value of query parameter ``name``, or None."""
@@ -78,7 +97,8 @@ class Fault:
 
     ``delay`` seconds pass before answering; with ``status`` None the normal
     answer follows the delay. ``truncate`` cuts the normal answer's body short
-    of its Content-Length. ``path`` limits the fault to paths starting with it.
+    of its Content-Length; ``drop`` hangs up without answering. ``path`` limits
+    the fault to paths starting with it.
     """
 
     count: int
@@ -88,6 +108,7 @@ class Fault:
     delay: float = 0.0
     path: str | None = None
     truncate: bool = False
+    drop: bool = False
 
     def applies_to(self, path: str) -> bool:
         return self.path is None or path.startswith(self.path)
@@ -117,7 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         answer = self.server.fake.handle(self.command, self.path, dict(self.headers.items()))
-        if answer is None:  # the server is stopping
+        if answer is None:  # the server is stopping, or drops this connection
+            self.close_connection = True
             return
         self.send_response(answer.status)
         for name, value in answer.headers.items():
@@ -137,28 +159,36 @@ class FakePostman(PostmanStore):
 
     Args:
         api_key: the only key it accepts.
-        per_minute_limit: answer 429 once this many requests came in the last
-            60 s (by ``clock``); None for no limit.
-        clock: the clock of the rate limit, so tests can move time on.
+        per_minute_limit: calls per key allowed in any 60 s (Postman: 300);
+            None for no limit.
+        monitor_calls_per_10s: calls per key to monitor endpoints allowed in
+            any 10 s (Postman: 10); None for no limit.
+        clock: the clock of the rate limits, so tests can move time on.
     """
 
     def __init__(
         self,
         api_key: str = DEFAULT_API_KEY,
         *,
-        per_minute_limit: int | None = None,
+        per_minute_limit: int | None = 300,
+        monitor_calls_per_10s: int | None = 10,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.api_key = api_key
-        self.per_minute_limit = per_minute_limit
-        self._clock = clock
+        limits = []
+        if per_minute_limit is not None:
+            limits.append(Limit(per_minute_limit, 60.0))
+        if monitor_calls_per_10s is not None:
+            limits.append(Limit(monitor_calls_per_10s, 10.0, "/monitors"))
+        self.limits = RateLimits(limits, clock)
+        self._refused_keys: set[str] = set()
+        self._exhausted = False
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
         self._faults: list[Fault] = []
-        self._recent: deque[float] = deque()
         self._requests: list[RecordedRequest] = []
 
     # -- lifecycle ----------------------------------------------------------------
@@ -266,9 +296,54 @@ class FakePostman(PostmanStore):
         """Cut the body of the next ``count`` answers short, then hang up."""
         self._add_fault(Fault(count, truncate=True, path=path))
 
-    def clear_faults(self) -> None:
+    def drop_next(self, count: int = 1, *, path: str | None = None) -> None:
+        """Hang up on the next ``count`` requests without answering."""
+        self._add_fault(Fault(count, drop=True, path=path))
+
+    def start_outage(self, kind: str, *, hang_seconds: float = 45.0) -> None:
+        """Fail every request from now until :meth:`end_outage`, in one of :data:`OUTAGES`.
+
+        ``500``: Postman's ``{"error": {"name", "message"}}``; ``503-flat``: the
+        ``{"error": "name", "message"}`` format; ``hang``: answer after
+        ``hang_seconds``; ``malformed``: 200 with HTML; ``truncated``: bodies
+        cut short; ``dropped``: connections closed unanswered; ``revoked``:
+        the key is refused (401); ``exhausted``: the monthly budget is spent.
+        """
+        if kind == "revoked":
+            with self._lock:
+                self._refused_keys.add(self.api_key)
+            return
+        if kind == "exhausted":
+            with self._lock:
+                self._exhausted = True
+            return
+        flat = {"error": "serviceUnavailable", "message": "Service temporarily unavailable"}
+        faults = {
+            "500": lambda: self.fail_next(FOREVER, 500),
+            "503-flat": lambda: self.fail_next(FOREVER, 503, body=flat),
+            "hang": lambda: self.slow_next(FOREVER, hang_seconds),
+            "malformed": lambda: self.malformed_next(FOREVER),
+            "truncated": lambda: self.truncate_next(FOREVER),
+            "dropped": lambda: self.drop_next(FOREVER),
+        }
+        if kind not in faults:
+            raise ValueError(f"unknown outage {kind!r}; one of {', '.join(OUTAGES)}")
+        faults[kind]()
+
+    def end_outage(self) -> None:
+        """Serve normally again: faults cleared, the key accepted, the budget restored."""
         with self._lock:
             self._faults.clear()
+            self._refused_keys.clear()
+            self._exhausted = False
+
+    clear_faults = end_outage
+
+    @property
+    def rate_limited(self) -> int:
+        """How many calls were answered 429 because a client went over the limits."""
+        with self._lock:
+            return self.limits.hits
 
     def _add_fault(self, fault: Fault) -> None:
         if fault.count < 1:
@@ -300,12 +375,16 @@ class FakePostman(PostmanStore):
         path = unquote(parts.path)
         query = parse_qs(parts.query)
         lowered = {name.lower(): value for name, value in headers.items()}
+        key = lowered.get("x-api-key") or ""
         with self._lock:
-            self._requests.append(RecordedRequest(method, path, query, lowered, target))
-            limited = self._rate_limited()
+            recorded = RecordedRequest(method, path, query, lowered, target, time.time())
+            self._requests.append(recorded)
+            limited = self.limits.check(key, path)
             fault = self._take_fault(path) if limited is None else None
         if limited is not None:
-            return limited
+            return _Answer(*limited)
+        if fault is not None and fault.drop:
+            return None
         if fault is not None and fault.delay and self._stopping.wait(fault.delay):
             return None
         if fault is not None and fault.status is not None:
@@ -314,28 +393,6 @@ class FakePostman(PostmanStore):
         if fault is not None and fault.truncate:
             answer.missing_bytes = 100
         return answer
-
-    def _rate_limited(self) -> _Answer | None:
-        """Count this request against the per-minute limit; a 429 when over it."""
-        if self.per_minute_limit is None:
-            return None
-        now = self._clock()
-        while self._recent and self._recent[0] <= now - 60.0:
-            self._recent.popleft()
-        if len(self._recent) < self.per_minute_limit:
-            self._recent.append(now)
-            return None
-        wait = max(1, math.ceil(self._recent[0] + 60.0 - now))
-        reset = int(time.time()) + wait
-        body = {"error": "rateLimited", "message": f"Rate limit exceeded. Retry after {reset}"}
-        headers = {
-            "Content-Type": "application/json",
-            "Retry-After": str(wait),
-            "X-RateLimit-Limit": str(self.per_minute_limit),
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": str(reset),
-        }
-        return _Answer(429, json.dumps(body).encode(), headers)
 
     def _take_fault(self, path: str) -> Fault | None:
         """Use up one count of the first fault that applies to ``path``."""
@@ -354,9 +411,12 @@ class FakePostman(PostmanStore):
         if not api_key:
             message = "API Key missing. Every request requires an API Key to be sent."
             return _json(401, error_body("AuthenticationError", message))
-        if api_key != self.api_key:
+        if api_key != self.api_key or api_key in self._refused_keys:
             message = "Invalid API Key. Every request requires a valid API Key to be sent."
             return _json(401, error_body("AuthenticationError", message))
+        if self._exhausted:
+            message = "You've reached your monthly limit of Postman API calls."
+            return _json(429, error_body("serviceLimitExhausted", message))
         if method != "GET":
             return _json(405, error_body("methodNotAllowed", f"{method} is not served here"))
         return _json(*self.answer_get(path, query))

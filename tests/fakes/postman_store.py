@@ -170,6 +170,7 @@ class PostmanStore:
                 "isPublic": False,
                 "createdAt": self._next_stamp(),
             }
+            self._environments[uid]["updatedAt"] = self._environments[uid]["createdAt"]
         return uid
 
     def edit_environment(
@@ -204,6 +205,10 @@ class PostmanStore:
                 return self._list_collections(query)
             case ["collections", uid]:
                 return self._get_one(self._collections, uid, "collection", missing_status=400)
+            case ["environments"]:
+                return self._list_environments()
+            case ["me"]:
+                return _reply(200, {"user": {"id": int(OWNER_ID), "username": "fake"}})
             case ["environments", uid]:
                 return self._get_one(self._environments, uid, "environment", missing_status=400)
         return _reply(404, error_body("notFound", "Requested resource not found"))
@@ -256,6 +261,11 @@ class PostmanStore:
             if workspace is None or self._collection_workspaces[uid] == workspace
         ]
         return _reply(200, {"collections": summaries})
+
+    def _list_environments(self) -> Reply:
+        keys = ("id", "uid", "name", "owner", "createdAt", "updatedAt", "isPublic")
+        summaries = [{key: env.get(key) for key in keys} for env in self._environments.values()]
+        return _reply(200, {"environments": summaries})
 
     def _next_stamp(self) -> str:
         """A new ``updatedAt``, strictly later than the previous one (call under the lock)."""

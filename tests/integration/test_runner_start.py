@@ -34,7 +34,7 @@ from tasks.context import Services
 from tests.echo_server import EchoHandler, EchoServer, serve
 from tests.fakes.fake_postman import FakePostman
 from tests.integration.conftest import ROOT
-from tests.integration.test_scheduler import health_collection, write_monitors
+from tests.integration.scheduler_helpers import health_collection, write_monitors
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,6 @@ class Runner:
                     "PMRUNNER_REDIS_URL": settings.redis_url,
                     "PMRUNNER_KEY_PREFIX": settings.key_prefix,
                     "PMRUNNER_DEFAULT_NETWORK": settings.default_network,
-                    "PMRUNNER_DISPATCH_INTERVAL": "0.5",
                     "PMRUNNER_DATA_DIR": str(settings.data_dir),
                     **env,
                 },

@@ -1,6 +1,7 @@
 """The scheduler on real Redis and real workers.
 
-Due slots start once, changes to sources take effect, Postman may fail.
+Due slots start once; edits in Postman take effect at the next poll; failed
+runs are retried and notified.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,65 +22,24 @@ from typing import Any
 import pytest
 from celery import Celery
 
-import tasks.schedule  # noqa: F401 - registers the scheduling tasks
 from scheduler.local_source import LocalMonitorSource
-from scheduler.postman import PostmanClient
-from scheduler.postman_source import MonitorSelection, PostmanMonitorSource
 from tasks.context import Services
-from tasks.finalize import wait_for_report
-from tasks.monitors import source_for
-from tasks.schedule import dispatch
-from tests.echo_server import serve
+from tasks.monitors import source_for, start_monitor_run
 from tests.fakes.fake_postman import FakePostman
 from tests.integration.conftest import ROOT, WorkerProcess, in_process_worker, wait_until
+from tests.integration.scheduler_helpers import (
+    base_url,
+    health_collection,
+    postman_scheduler,
+    runs_of,
+    write_monitors,
+)
 from worker.app import create_app
 from worker.settings import Settings
 
+__all__ = ["base_url"]  # a fixture
 pytestmark = pytest.mark.integration
 JSON = dict[str, Any]
-
-
-def health_collection(name: str, status: int = 200) -> JSON:
-    return {
-        "info": {"_postman_id": f"coll-{name}", "name": name},
-        "item": [
-            {
-                "name": "health",
-                "request": {"method": "GET", "url": "{{baseUrl}}/status/" + str(status)},
-                "event": [
-                    {
-                        "listen": "test",
-                        "script": {
-                            "exec": ['pm.test("is 200", () => pm.response.to.have.status(200));']
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-
-
-@pytest.fixture()
-def base_url() -> Iterator[str]:
-    with serve() as url:
-        yield url
-
-
-def write_monitors(folder: Path, base_url: str, monitors: list[JSON]) -> Path:
-    (folder / "env.json").write_text(
-        json.dumps({"name": "env", "values": [{"key": "baseUrl", "value": base_url}]})
-    )
-    lines = ["monitors:"]
-    for monitor in monitors:
-        lines.append(f"  - {json.dumps(monitor)}")
-    path = folder / "monitors.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def runs_of(services: Services, collection_id: str) -> list[JSON]:
-    page = services.store.list(collection_id, limit=100)
-    return page.runs
 
 
 def test_two_beats_start_every_slot_exactly_once(
@@ -104,7 +63,7 @@ def test_two_beats_start_every_slot_exactly_once(
             }
         ],
     )
-    env = {"PMRUNNER_MONITORS_FILE": str(monitors), "PMRUNNER_DISPATCH_INTERVAL": "0.3"}
+    env = {"PMRUNNER_MONITORS_FILE": str(monitors)}
     worker = WorkerProcess(
         settings,
         [settings.queue_for(settings.default_network)],
@@ -166,88 +125,63 @@ def _beat(settings: Settings, schedule: Path, env: dict[str, str]) -> subprocess
     )
 
 
-@pytest.fixture()
-def postman() -> Iterator[FakePostman]:
-    with FakePostman() as fake:
-        yield fake
+def slots_after(services: Services, collection_id: str, moment: float) -> list[str]:
+    """Slots of the collection's runs that came after ``moment`` (Unix time)."""
+    return [
+        run["monitor"]["slot"]
+        for run in runs_of(services, collection_id)
+        if datetime.strptime(run["monitor"]["slot"], "%Y%m%dT%H%M%SZ")
+        .replace(tzinfo=UTC)
+        .timestamp()
+        > moment
+    ]
 
 
-def postman_source(postman: FakePostman) -> PostmanMonitorSource:
-    client = PostmanClient(postman.api_key, base_url=postman.url, max_retries=0, timeout=2)
-    return PostmanMonitorSource(client, MonitorSelection(workspace="ws-default"))
-
-
-def minute(n: int, second: int = 5) -> datetime:
-    return datetime(2026, 11, 22, 12, 0, tzinfo=UTC) + timedelta(minutes=n, seconds=second)
-
-
-def started_monitors(services: Services, run_ids: list[str]) -> list[str]:
-    names = []
-    for run_id in run_ids:
-        report = wait_for_report(services, run_id, 30)
-        assert report is not None
-        names.append(report["monitor"]["name"])
-    return sorted(names)
-
-
-def test_postman_changes_take_effect_within_one_poll(
-    app: Celery, settings: Settings, base_url: str, postman: FakePostman
+def test_postman_edits_take_effect_at_the_next_poll(
+    settings: Settings, base_url: str, tmp_path: Path
 ) -> None:
-    environment = postman.add_environment(
-        name="env", values=[{"key": "baseUrl", "value": base_url, "enabled": True}]
-    )
-    first_collection = postman.add_collection(health_collection("first"))
-    first = postman.add_monitor(
-        "first", collection_uid=first_collection, environment_uid=environment, cron="* * * * *"
-    )
-    source = postman_source(postman)
-    services = Services.of(app)
-    with in_process_worker(app, [settings.queue_for(settings.default_network)]):
-        assert dispatch(services, source, minute(0, 50)) == []
-        assert started_monitors(services, dispatch(services, source, minute(1))) == ["first"]
-        second_collection = postman.add_collection(health_collection("second"))
-        second = postman.add_monitor(
-            "second",
-            collection_uid=second_collection,
-            environment_uid=environment,
-            cron="* * * * *",
+    with FakePostman() as postman:
+        environment = postman.add_environment(
+            name="env", values=[{"key": "baseUrl", "value": base_url, "enabled": True}]
         )
-        assert started_monitors(services, dispatch(services, source, minute(2))) == [
-            "first",
-            "second",
-        ]
-        postman.deactivate_monitor(first["uid"])
-        assert started_monitors(services, dispatch(services, source, minute(3))) == ["second"]
-        postman.edit_monitor(second["uid"], schedule={"cron": "0 * * * *", "timezone": "UTC"})
-        assert dispatch(services, source, minute(4)) == []
-        assert dispatch(services, source, minute(4, 6)) == []  # a second check finds nothing new
 
+        def every_second(name: str) -> JSON:
+            collection = postman.add_collection(health_collection(name))
+            return postman.add_monitor(
+                name, collection_uid=collection, environment_uid=environment, cron="* * * * * *"
+            )
 
-def test_postman_down_keeps_last_known_monitors_running(
-    app: Celery, settings: Settings, base_url: str, postman: FakePostman
-) -> None:
-    environment = postman.add_environment(
-        name="env", values=[{"key": "baseUrl", "value": base_url, "enabled": True}]
-    )
-    collection = postman.add_collection(health_collection("steady"))
-    postman.add_monitor(
-        "steady", collection_uid=collection, environment_uid=environment, cron="* * * * *"
-    )
-    source = postman_source(postman)
-    services = Services.of(app)
-    with in_process_worker(app, [settings.queue_for(settings.default_network)]):
-        assert started_monitors(services, dispatch(services, source, minute(1))) == ["steady"]
-        assert source.healthy
-        postman.go_down()
-        for n in (2, 3, 4):
-            run_ids = dispatch(services, source, minute(n))
-            assert started_monitors(services, run_ids) == ["steady"]
-            assert not source.healthy and source.last_error
-        postman.come_up()
-        assert started_monitors(services, dispatch(services, source, minute(5))) == ["steady"]
-        assert source.healthy
-    statuses = [run["status"] for run in runs_of(services, "coll-steady")]
-    assert statuses == ["finished"] * 5
+        paused, deleted, edited = (
+            every_second("paused"),
+            every_second("deleted"),
+            every_second("edited"),
+        )
+        app, scheduler = postman_scheduler(settings, postman)
+        services = Services.of(app)
+        assert scheduler.poller.poll_once()
+        with in_process_worker(app, [settings.queue_for(settings.default_network)]):
+            scheduler.start()
+            try:
+                wait_until(
+                    lambda: all(
+                        runs_of(services, f"coll-{n}") for n in ("paused", "deleted", "edited")
+                    )
+                )
+                postman.deactivate_monitor(paused["uid"])
+                postman.remove_monitor(deleted["uid"])
+                postman.edit_monitor(
+                    edited["uid"], schedule={"cron": "0 0 1 1 *", "timezone": "UTC"}
+                )
+                added = every_second("added")
+                assert scheduler.poller.poll_once()
+                polled = time.time()
+                wait_until(lambda: runs_of(services, "coll-added"), timeout=10)
+                time.sleep(3)
+            finally:
+                scheduler.stop()
+        assert added["uid"]
+    for name in ("paused", "deleted", "edited"):
+        assert slots_after(services, f"coll-{name}", polled) == [], name
 
 
 class Receiver:
@@ -304,12 +238,13 @@ def test_retries_failure_notice_and_recovery(
     source = source_for(settings)
     assert isinstance(source, LocalMonitorSource)
     services = Services.of(app)
+    monitor = source.monitors()[0]
     try:
         with in_process_worker(app, [settings.queue_for(settings.default_network)]):
-            dispatch(services, source, minute(1))
+            start_monitor_run(app, services, source, monitor, slot="one")
             wait_until(lambda: any(m.get("event") == "monitor.failing" for m in receiver.received))
             collection_file.write_text(json.dumps(health_collection("flaky", status=200)))
-            dispatch(services, source, minute(2))
+            start_monitor_run(app, services, source, monitor, slot="two")
             wait_until(
                 lambda: any(m.get("event") == "monitor.recovered" for m in receiver.received)
             )

@@ -66,7 +66,6 @@ def start_up(monitors: Path, data_dir: Path, api_port: int, log: Path) -> subpro
         PMRUNNER_DATA_DIR=str(data_dir),
         PMRUNNER_API_KEY=API_KEY,
         PMRUNNER_API_PORT=str(api_port),
-        PMRUNNER_DISPATCH_INTERVAL="0.5",
     )
     argv = [sys.executable, "-m", "pmrunner.cli", "up", "--monitors-file", str(monitors)]
     argv += ["--concurrency", "4"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pmrunner.errors import ConfigurationError, PostmanUnavailableError
+from pmrunner.errors import ConfigurationError, PostmanApiError
 from scheduler.monitors import MonitorOptions, MonitorSource
 from scheduler.postman import PostmanClient
 from scheduler.postman_source import MonitorSelection, PostmanMonitorSource, monitor_from_postman
@@ -228,14 +228,11 @@ def test_postman_down_for_several_polls_then_up(
     assert source.healthy
 
     fake.go_down()
-    with caplog.at_level(logging.WARNING, logger="pmrunner.scheduler"):
-        for _ in range(3):
-            source.refresh()
-            assert source.monitors() == known
-            assert not source.healthy
+    for _ in range(3):
+        source.refresh()
+        assert source.monitors() == known
+        assert not source.healthy and not source.permanent
     assert source.last_error is not None and "GET /monitors" in source.last_error
-    warnings = [r for r in caplog.records if "Postman API poll failed" in r.message]
-    assert len(warnings) == 1
 
     fake.come_up()
     fake.add_monitor("new while down", collection_uid=collection)
@@ -290,16 +287,17 @@ def test_unchanged_collection_is_not_downloaded_again(
     fake.clear_requests()
 
     assert source.collection(monitor)["info"]["name"] == "Cached"
+    assert fake.requests == []  # served from the poll, no call
     source.refresh()
     copy = source.collection(monitor)
-    assert len(fake.requests_to(f"/collections/{collection}")) == 1
+    assert len(fake.requests_to(f"/collections/{collection}")) == 0
     copy["info"]["name"] = "changed by a caller"
 
     fake.edit_collection(collection, {"info": {"name": "Edited"}, "item": []})
     assert source.collection(monitor)["info"]["name"] == "Cached"  # not yet polled
     source.refresh()
     assert source.collection(monitor)["info"]["name"] == "Edited"
-    assert len(fake.requests_to(f"/collections/{collection}")) == 2
+    assert len(fake.requests_to(f"/collections/{collection}")) == 1
 
 
 def test_cached_collection_and_environment_are_served_while_postman_is_down(
@@ -314,13 +312,15 @@ def test_cached_collection_and_environment_are_served_while_postman_is_down(
     source.environment(monitor)
 
     fake.go_down()
+    source.refresh()
+    assert not source.healthy
     assert source.collection(monitor)["info"]["name"] == "Cached"
     served = source.environment(monitor)
     assert served is not None and served.values[0]["value"] == "http://127.0.0.1:9"
     other = fake.add_collection(name="never fetched")
     fake.add_monitor("n", collection_uid=other)
     unseen = dataclasses.replace(monitor, collection=other, version="")
-    with pytest.raises(PostmanUnavailableError):
+    with pytest.raises(PostmanApiError, match="has not been fetched"):
         source.collection(unseen)
 
 
@@ -341,7 +341,9 @@ def test_environment_with_overrides_and_vault_secrets(
         bare.environment(monitor)
 
     overrides = SecretOverrides({created["uid"]: {"token": "t0k"}})
-    resolved = source_for(client, overrides, uids=(created["uid"],)).environment(monitor)
+    with_overrides = source_for(client, overrides, uids=(created["uid"],))
+    with_overrides.monitors()
+    resolved = with_overrides.environment(monitor)
     assert resolved is not None
     entries = {entry["key"]: entry for entry in resolved.values}
     assert (entries["token"]["value"], entries["token"]["type"]) == ("t0k", "secret")

@@ -1,0 +1,253 @@
+"""The monitor catalog in Redis: the last good poll, and when each monitor runs next.
+
+The poller writes, the tick and the API read. Keys, under the key prefix:
+
+- ``catalog:monitors``: hash, uid → ``{"monitor", "fetched"}`` (JSON);
+- ``catalog:content``: hash, content key → ``{"stamp", "body"}`` (collections
+  and environments), with ``catalog:stamps`` (content key → stamp) beside it
+  so a reader revalidates its copy without reading the body;
+- ``catalog:version``: bumped whenever anything above changes;
+- ``schedule:next``: sorted set, uid → the Unix time of its next slot, for
+  active monitors only: a tick reads only what is due;
+- ``source:state``: hash, how the polls are going (see :mod:`scheduler.health`).
+
+Catalog keys expire ``max_staleness`` seconds after the last good poll, so
+environments (which may hold credentials) do not outlive their use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from scheduler.monitors import Monitor
+from scheduler.snapshot import Content, Snapshot
+
+__all__ = ["Catalog", "Changes", "Due"]
+
+# Claim a due slot and move the monitor to its next slot, in one round trip.
+# KEYS: schedule:next, the slot's claim key.  ARGV: uid, due score, next score, ttl, claim value.
+# Returns -1 when the monitor is no longer due at that score (another tick took
+# it, or a poll removed or rescheduled it), 1 when claimed, 0 when already claimed.
+_CLAIM = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) ~= tonumber(ARGV[2]) then return -1 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if redis.call('SET', KEYS[2], ARGV[5], 'NX', 'EX', ARGV[4]) then return 1 end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a commit changed: monitor uids added, edited, paused and removed."""
+
+    added: tuple[str, ...] = ()
+    edited: tuple[str, ...] = ()
+    paused: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    content: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.edited or self.paused or self.removed or self.content)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A tick's view of the schedule.
+
+    Parameters:
+        version: the catalog version (reload the monitors when it moved).
+        due: ``(uid, slot)`` of monitors whose stored next slot has come, slot in Unix seconds.
+        next_at: the earliest slot still to come, None when nothing is scheduled.
+    """
+
+    version: int
+    due: list[tuple[str, int]]
+    next_at: float | None
+
+
+class Catalog:
+    """The monitor catalog of one deployment (one key prefix).
+
+    Args:
+        client: the Redis client.
+        prefix: the key prefix (``Settings.key_prefix``).
+        max_staleness: seconds the catalog outlives the last good poll.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, max_staleness: float) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.max_staleness = max_staleness
+        self.monitors_key = f"{prefix}catalog:monitors"
+        self.content_key = f"{prefix}catalog:content"
+        self.stamps_key = f"{prefix}catalog:stamps"
+        self.version_key = f"{prefix}catalog:version"
+        self.next_key = f"{prefix}schedule:next"
+        self._claim = client.register_script(_CLAIM)
+        self._cache_lock = threading.Lock()
+        self._monitors: tuple[int, dict[str, Monitor]] = (-1, {})
+        self._content: dict[str, Content] = {}
+
+    # -- the poller's side ---------------------------------------------------------------
+
+    def load(self) -> Snapshot:
+        """Everything stored, as a snapshot (a new poller starts from it)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.monitors_key)
+        pipe.hgetall(self.content_key)
+        raw_monitors, raw_content = pipe.execute()
+        snapshot = Snapshot()
+        for uid, raw in raw_monitors.items():
+            entry = json.loads(raw)
+            snapshot.monitors[_text(uid)] = Monitor.from_dict(entry["monitor"])
+            snapshot.fetched[_text(uid)] = float(entry.get("fetched") or 0)
+        for key, raw in raw_content.items():
+            entry = json.loads(raw)
+            snapshot.content[_text(key)] = Content(entry["stamp"], entry["body"])
+        return snapshot
+
+    def commit(self, snapshot: Snapshot, now: datetime) -> Changes:
+        """Store a good poll's snapshot; (re)schedule monitors whose schedule is new.
+
+        Monitors that are new, were paused, or whose schedule changed get their
+        next slot after ``now``; the others keep theirs. Paused and removed
+        monitors leave the schedule in the same transaction, so no tick can
+        claim one of their slots afterwards.
+        """
+        stored = self.load()
+        pipe = self.redis.pipeline(transaction=True)
+        changes = self._write_monitors(pipe, stored, snapshot, now)
+        content = self._write_content(pipe, stored, snapshot)
+        changes = Changes(changes.added, changes.edited, changes.paused, changes.removed, content)
+        if changes:
+            pipe.incr(self.version_key)
+        for key in (self.monitors_key, self.content_key, self.stamps_key, self.next_key):
+            pipe.expire(key, max(1, round(self.max_staleness)))
+        pipe.execute()
+        return changes
+
+    def _write_monitors(
+        self, pipe: Any, stored: Snapshot, snapshot: Snapshot, now: datetime
+    ) -> Changes:
+        added: list[str] = []
+        edited: list[str] = []
+        paused: list[str] = []
+        removed = [uid for uid in stored.monitors if uid not in snapshot.monitors]
+        if removed:
+            pipe.hdel(self.monitors_key, *removed)
+            pipe.zrem(self.next_key, *removed)
+        for uid, monitor in snapshot.monitors.items():
+            before = stored.monitors.get(uid)
+            fetched = snapshot.fetched.get(uid, 0.0)
+            if before != monitor or stored.fetched.get(uid) != fetched:
+                entry = {"monitor": monitor.to_dict(), "fetched": fetched}
+                pipe.hset(self.monitors_key, uid, json.dumps(entry))
+            if not monitor.active:
+                pipe.zrem(self.next_key, uid)
+                if before is not None and before.active:
+                    paused.append(uid)
+                continue
+            if before is None or not before.active or before.schedule != monitor.schedule:
+                pipe.zadd(self.next_key, {uid: _next_slot(monitor, now)})
+                (added if before is None else edited).append(uid)
+            else:
+                pipe.zadd(self.next_key, {uid: _next_slot(monitor, now)}, nx=True)
+                if before != monitor:
+                    edited.append(uid)
+        return Changes(tuple(added), tuple(edited), tuple(paused), tuple(removed))
+
+    def _write_content(self, pipe: Any, stored: Snapshot, snapshot: Snapshot) -> int:
+        gone = [key for key in stored.content if key not in snapshot.content]
+        if gone:
+            pipe.hdel(self.content_key, *gone)
+            pipe.hdel(self.stamps_key, *gone)
+        changed = 0
+        for key, content in snapshot.content.items():
+            if stored.content.get(key) == content:
+                continue
+            changed += 1
+            body = json.dumps({"stamp": content.stamp, "body": content.body})
+            pipe.hset(self.content_key, key, body)
+            pipe.hset(self.stamps_key, key, _revision(content))
+        return changed + len(gone)
+
+    # -- the tick's side -------------------------------------------------------------------
+
+    def due(self, now: float) -> Due:
+        """The monitors due at ``now`` and when the next one comes, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.version_key)
+        pipe.zrangebyscore(self.next_key, "-inf", now, withscores=True)
+        pipe.zrangebyscore(self.next_key, f"({now}", "+inf", start=0, num=1, withscores=True)
+        version, due, upcoming = pipe.execute()
+        return Due(
+            int(version or 0),
+            [(_text(uid), int(score)) for uid, score in due],
+            float(upcoming[0][1]) if upcoming else None,
+        )
+
+    def claim(self, uid: str, slot: int, next_slot: int, claim_key: str, ttl: int) -> int:
+        """Claim ``slot`` of ``uid`` and schedule ``next_slot``; see ``_CLAIM`` for the answer."""
+        now = datetime.now(UTC).isoformat()
+        return int(
+            self._claim(keys=[self.next_key, claim_key], args=[uid, slot, next_slot, ttl, now])
+        )
+
+    def monitors(self, version: int | None = None) -> dict[str, Monitor]:
+        """uid → monitor, reloaded from Redis only when ``version`` moved (or is None)."""
+        with self._cache_lock:
+            cached_version, cached = self._monitors
+        if version is not None and version == cached_version:
+            return cached
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.version_key)
+        pipe.hgetall(self.monitors_key)
+        raw_version, raw = pipe.execute()
+        monitors = {
+            _text(uid): Monitor.from_dict(json.loads(item)["monitor"]) for uid, item in raw.items()
+        }
+        with self._cache_lock:
+            self._monitors = (int(raw_version or 0), monitors)
+        return monitors
+
+    def content(self, key: str) -> Content | None:
+        """A collection or environment, read again only when its stamp changed."""
+        revision = self.redis.hget(self.stamps_key, key)
+        if revision is None:
+            return None
+        with self._cache_lock:
+            cached = self._content.get(key)
+        if cached is not None and _revision(cached) == _text(revision):
+            return cached
+        raw = self.redis.hget(self.content_key, key)
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+        content = Content(entry["stamp"], entry["body"])
+        with self._cache_lock:
+            self._content[key] = content
+        return content
+
+
+def _next_slot(monitor: Monitor, now: datetime) -> int:
+    return int(monitor.schedule.next_slot(now).timestamp())
+
+
+def _revision(content: Content) -> str:
+    """What identifies a content version: its stamp, or a digest when it has none."""
+    if content.stamp:
+        return content.stamp
+    canonical = json.dumps(content.body, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
