@@ -28,7 +28,6 @@ FINALIZE_RUN = "pmrunner.finalize_run"
 CONTROL_TASKS = (
     FINALIZE_RUN,
     "pmrunner.retry_monitor_run",
-    "pmrunner.dispatch_due",
 )
 
 
