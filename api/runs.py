@@ -78,13 +78,15 @@ def _choice(name: str, raw: str | None, allowed: tuple[str, ...]) -> str | None:
 
 
 def _cursor(raw: str | None) -> str | None:
-    if not raw:
+    """A cursor as the OpenAPI document's pattern allows it (every such string is a position)."""
+    if raw is None:
         return None
     try:
         decode_cursor(raw)
     except InputError:
+        shown = raw if len(raw) <= 80 else raw[:80] + "..."
         raise invalid_param(
-            f"cursor {raw!r} is not a cursor of this API (use meta.nextCursor of a page)"
+            f"cursor {shown!r} is not a cursor of this API (use meta.nextCursor of a page)"
         ) from None
     return raw
 

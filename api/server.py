@@ -31,6 +31,10 @@ def listening_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it. Without it, on a kept-alive connection
+    # uvicorn's separate writes of headers and body meet the client's delayed
+    # ACK: 43 ms per request instead of 0.4 ms.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
@@ -40,18 +44,29 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build_server(app: Any, *, log_config: dict[str, Any] | None = None) -> uvicorn.Server:
+def build_server(
+    app: Any,
+    *,
+    log_config: dict[str, Any] | None = None,
+    trusted_proxies: tuple[str, ...] = (),
+) -> uvicorn.Server:
     """A uvicorn server for ``app`` (pass its socket to ``run``/``serve``).
 
     Parameters:
         app: the ASGI app.
         log_config: uvicorn's logging configuration; None leaves logging as
             the process has set it up.
+        trusted_proxies: addresses or CIDRs whose ``X-Forwarded-For`` and
+            ``X-Forwarded-Proto`` are believed. uvicorn believes 127.0.0.1 by
+            default, which would let anyone on the host pick the address the
+            rate limit counts; with none, the headers are ignored.
     """
     config = uvicorn.Config(
         app,
         access_log=False,
         log_config=log_config,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or None,
         lifespan="off",
         server_header=False,
         # Runs can take minutes; keep-alive connections need not.
@@ -69,7 +84,7 @@ def serve_api_in_background(settings: Settings) -> threading.Thread:
     app = create_api(settings)
     sock = listening_socket(settings.api_host, settings.api_port)
     log.info("serving the HTTP API on http://%s:%d", settings.api_host, sock.getsockname()[1])
-    server = build_server(app)
+    server = build_server(app, trusted_proxies=settings.api_trusted_proxies)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="pmrunner-api", daemon=True
     )
@@ -106,6 +121,6 @@ def serve_api(
     sock = listening_socket(host, port)
     log.info("serving the HTTP API on http://%s:%d", host, sock.getsockname()[1])
     try:
-        build_server(app).run(sockets=[sock])
+        build_server(app, trusted_proxies=settings.api_trusted_proxies).run(sockets=[sock])
     finally:
         sock.close()

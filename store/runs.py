@@ -9,9 +9,9 @@ collection.
 
 from __future__ import annotations
 
-import base64
 import builtins
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -34,17 +34,29 @@ class RunPage:
     next_cursor: str | None = None
 
 
+# A cursor is a position in a collection's runs, newest first: the start time
+# (ms) of the last run of a page, and that run's id when it is a plain one.
+# api/openapi.yaml gives the same pattern, so every string it allows is a position.
+CURSOR_PATTERN = re.compile(r"[0-9]{1,15}(?:_[0-9A-Za-z-]{1,64})?")
+
+
 def encode_cursor(score: float, run_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{score!r}:{run_id}".encode()).decode().rstrip("=")
+    """The cursor after the run ``run_id`` that started at ``score`` (ms)."""
+    position = str(int(score))
+    cursor = f"{position}_{run_id}"
+    return cursor if CURSOR_PATTERN.fullmatch(cursor) else position
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        score, _, run_id = base64.urlsafe_b64decode(padded).decode().partition(":")
-        return float(score), run_id
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InputError(f"invalid cursor {cursor!r}") from error
+    """The start time (ms) and run id (may be empty) a cursor names.
+
+    Raises:
+        InputError: the text does not match ``CURSOR_PATTERN``.
+    """
+    if not CURSOR_PATTERN.fullmatch(cursor):
+        raise InputError(f"invalid cursor {cursor!r}")
+    position, _, run_id = cursor.partition("_")
+    return float(position), run_id
 
 
 class RunStore:

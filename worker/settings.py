@@ -64,6 +64,9 @@ class Settings:
         api_port: the port ``pmrunner api`` listens on.
         api_rate_limit: requests per minute the HTTP API accepts from one client
             (one API key, or one address); 0 for no limit.
+        api_trusted_proxies: addresses or CIDRs of the proxies in front of the
+            API whose ``X-Forwarded-For`` names the client; none by default,
+            so the client is the address that connected.
         egress_allow: CIDRs and host patterns monitor traffic may reach even
             where a deny rule (a default one included) would refuse it.
         egress_deny: CIDRs and host patterns monitor traffic must not reach,
@@ -111,6 +114,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_rate_limit: int = 300
+    api_trusted_proxies: tuple[str, ...] = ()
     egress_allow: tuple[str, ...] = ()
     egress_deny: tuple[str, ...] = ()
     egress_default: str = "allow"

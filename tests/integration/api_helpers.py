@@ -41,7 +41,7 @@ def served(settings: Settings, *, insecure_no_auth: bool = False) -> Iterator[st
     """The API for ``settings`` on a free loopback port, in a thread; yields its base URL."""
     app = create_api(settings, insecure_no_auth=insecure_no_auth)
     sock = listening_socket("127.0.0.1", 0)
-    server = build_server(app)
+    server = build_server(app, trusted_proxies=settings.api_trusted_proxies)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

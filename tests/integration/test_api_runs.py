@@ -147,6 +147,12 @@ def test_runs_are_filtered_by_status_and_source(api_url: str, stored_runs: list[
         {"source": "cron"},
         {"cursor": "garbage"},
         {"cursor": "!!!"},
+        {"cursor": "nan"},
+        {"cursor": "bmFuOng"},  # base64 of "nan:x"
+        {"cursor": "1e3_x"},
+        {"cursor": ""},
+        {"cursor": "\uff11\uff12\uff13"},  # fullwidth digits: not the pattern's [0-9]
+        {"cursor": "12_" + "a" * 65},
     ],
 )
 def test_bad_list_parameters_are_400(
@@ -157,6 +163,16 @@ def test_bad_list_parameters_are_400(
     error = answer.json()["error"]
     assert error["name"] == "invalidParamError"
     assert next(iter(params)) in error["message"]
+
+
+@pytest.mark.parametrize("cursor", ["0", "999999999999999", "1_x", "5_Z-9", "7_" + "a" * 64])
+def test_every_cursor_the_document_allows_is_a_position(
+    api_url: str, stored_runs: list[JSON], cursor: str
+) -> None:
+    answer = list_runs(api_url, cursor=cursor)
+    assert answer.status_code == 200, answer.text
+    started = [run["startedAt"] for run in answer.json()["runs"]]
+    assert started == sorted(started, reverse=True)
 
 
 def test_limit_bounds_that_are_allowed(api_url: str, stored_runs: list[JSON]) -> None:
