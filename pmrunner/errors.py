@@ -9,6 +9,7 @@
     │   ├── ScriptTimeoutError      a script ran past its time limit
     │   └── ScriptMemoryError       a script went past its memory limit
     ├── RequestError                an HTTP exchange failed (connection, TLS, timeout)
+    │   ├── ResponseTooLargeError   a body past the maximum response size (wire or decoded)
     │   ├── UnsupportedAuthError    an auth type this runner does not implement
     │   └── EgressBlockedError      the egress policy refused the host or address
     └── PostmanApiError             the Postman API answered with an error
@@ -59,6 +60,10 @@ class ScriptMemoryError(SandboxError):
 
 class RequestError(PmrunnerError):
     """An HTTP exchange failed: connection, TLS, timeout or a bad request."""
+
+
+class ResponseTooLargeError(RequestError):
+    """A response body, on the wire or decoded, passed the maximum response size."""
 
 
 class UnsupportedAuthError(RequestError):

@@ -29,22 +29,21 @@ from __future__ import annotations
 
 import http.client
 import time
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import brotli
 import requests
 import urllib3
 from requests.cookies import extract_cookies_to_jar
 from requests.utils import get_environ_proxies
 from urllib3.util import SKIP_HEADER
 
-from pmrunner.errors import RequestError
+from pmrunner.errors import RequestError, ResponseTooLargeError
 from runtime.auth.base import Signer
+from runtime.body_reader import decode_body, read_body
 from runtime.cookies import (
     MatchingPolicy,
     cookie_to_json,
@@ -75,7 +74,6 @@ __all__ = [
 
 DEFAULT_MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({300, 301, 302, 303, 305, 307, 308})
-_READ_SIZE = 64 * 1024
 # urllib3 adds these itself unless told to skip them; Postman sends none it was not asked to.
 _SKIPPABLE = ("User-Agent", "Accept-Encoding")
 
@@ -264,22 +262,29 @@ class HttpClient:
                 )
             sent_headers = sent_headers_of(sent)  # before the body: reading frees the connection
             extract_cookies_to_jar(self._session.cookies, prepared, sent.raw)  # type: ignore[no-untyped-call]
-            raw_body = _read_body(sent.raw, deadline)
+            headers = _response_headers(sent.raw)
+            _refuse_declared_size(headers, self._options.max_response_bytes)
+            body, raw_size = read_body(
+                sent.raw,
+                _header(headers, "Content-Encoding"),
+                self._options.max_response_bytes,
+                deadline.remaining,
+            )
+            sent.raw.release_conn()
         except Exception as error:  # every transport failure becomes a RequestError
             if sent is not None:
                 sent.close()
             if isinstance(error, RequestError):
                 raise
             raise RequestError(describe_failure(error, hop.url)) from error
-        headers = _response_headers(sent.raw)
         return HttpResponse(
             code=sent.status_code,
             reason=sent.reason or http.client.responses.get(sent.status_code, ""),
             headers=headers,
-            body=decode_body(raw_body, _header(headers, "Content-Encoding")),
+            body=body,
             response_time_ms=(time.perf_counter() - started) * 1000,
             url=hop.url,
-            raw_size=len(raw_body),
+            raw_size=raw_size,
             sent_headers=sent_headers,
         )
 
@@ -352,16 +357,14 @@ def _wire_value(value: str) -> str:
         return value.encode("utf-8").decode("latin-1")
 
 
-def _read_body(raw: Any, deadline: _Deadline) -> bytes:
-    chunks = []
-    while True:
-        deadline.remaining()  # raises once the request timeout has passed
-        chunk = raw.read1(_READ_SIZE, decode_content=False)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    raw.release_conn()
-    return b"".join(chunks)
+def _refuse_declared_size(headers: list[tuple[str, str]], limit: int) -> None:
+    """A Content-Length past the limit fails at once, before a byte of the body is read."""
+    declared = _header(headers, "Content-Length")
+    if limit > 0 and declared and declared.strip().isdigit() and int(declared) > limit:
+        raise ResponseTooLargeError(
+            f"response body of {int(declared)} bytes is larger than the maximum response"
+            f" size of {limit} bytes"
+        )
 
 
 def _response_headers(raw: Any) -> list[tuple[str, str]]:
@@ -373,46 +376,3 @@ def _response_headers(raw: Any) -> list[tuple[str, str]]:
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((value for key, value in headers if key.lower() == name.lower()), None)
-
-
-def decode_body(body: bytes, content_encoding: str | None) -> bytes:
-    """Undo Content-Encoding (gzip, deflate, br; several in a row are allowed).
-
-    Parameters:
-        body: the bytes as received.
-        content_encoding: the response's Content-Encoding header, if any.
-
-    Raises:
-        RequestError: the body is not valid for its declared encoding.
-    """
-    if not body or not content_encoding:
-        return body
-    for coding in reversed([c.strip().lower() for c in content_encoding.split(",")]):
-        decoder = _DECODERS.get(coding)
-        if decoder is None:
-            return body  # identity, or a coding nobody asked for: leave the bytes as they are
-        try:
-            body = decoder(body)
-        except (zlib.error, brotli.error) as error:
-            raise RequestError(f"cannot decode the {coding} response body: {error}") from error
-    return body
-
-
-def _gunzip(body: bytes) -> bytes:
-    return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body)
-
-
-def _inflate(body: bytes) -> bytes:
-    try:
-        return zlib.decompress(body)
-    except zlib.error:  # servers often send raw deflate without the zlib wrapper
-        return zlib.decompressobj(-zlib.MAX_WBITS).decompress(body)
-
-
-_DECODERS: dict[str, Callable[[bytes], bytes]] = {
-    "gzip": _gunzip,
-    "x-gzip": _gunzip,
-    "deflate": _inflate,
-    "br": brotli.decompress,
-    "identity": lambda body: body,
-}

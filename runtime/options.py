@@ -11,6 +11,8 @@ from typing import Any
 
 from runtime.egress import EgressPolicy
 
+DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024  # Postman's default maximum response size
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -61,6 +63,9 @@ class RunOptions:
         tls: certificate settings.
         working_dir: where relative file paths in bodies are resolved.
         max_body_bytes: how much of each response body a report keeps.
+        max_response_bytes: the largest response body read, on the wire and
+            decoded (Postman's default, 50 MB; 0: no limit); a larger one
+            fails its request.
         egress: the egress policy of the process that sends the requests; it
             does not travel with a run (each worker applies its own).
     """
@@ -75,6 +80,7 @@ class RunOptions:
     script_limits: ScriptLimits = field(default_factory=ScriptLimits)
     working_dir: Path = field(default_factory=Path.cwd)
     max_body_bytes: int = 64 * 1024
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     egress: EgressPolicy = field(default_factory=EgressPolicy)
 
 
@@ -104,6 +110,7 @@ def options_to_dict(options: RunOptions) -> dict[str, Any]:
         },
         "working_dir": str(options.working_dir),
         "max_body_bytes": options.max_body_bytes,
+        "max_response_bytes": options.max_response_bytes,
     }
 
 
@@ -127,6 +134,7 @@ def options_from_dict(data: dict[str, Any]) -> RunOptions:
         script_limits=ScriptLimits(**dict(data.get("script_limits") or {})),
         working_dir=Path(str(data.get("working_dir") or Path.cwd())),
         max_body_bytes=int(data.get("max_body_bytes") or 64 * 1024),
+        max_response_bytes=int(data.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)),
     )
 
 

@@ -151,6 +151,7 @@ def run_options(monitor: Monitor, settings: Settings) -> RunOptions:
         follow_redirects=options.follow_redirects,
         timeouts=Timeouts(request=options.request_timeout_ms),
         tls=TLSOptions(verify=options.strict_ssl, extra_ca_certs=settings.extra_ca_certs),
+        max_response_bytes=settings.max_response_size,
     )
 
 

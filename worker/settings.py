@@ -18,6 +18,7 @@ from typing import Any
 from pmrunner.errors import ConfigurationError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024  # as runtime.options: worker imports no runtime
 
 
 def _default_data_dir() -> Path:
@@ -73,6 +74,8 @@ class Settings:
             added to the default denials (cloud metadata, link-local).
         egress_default: ``allow`` (default) or ``deny``: what happens to
             traffic no rule matches.
+        max_response_size: the largest response body a monitor's request reads,
+            in bytes, on the wire and decoded (Postman's 50 MB; 0: no limit).
         egress_proxy: a proxy URL that carries all monitor traffic (requests,
             ``pm.sendRequest``, webhooks).
         worker_lapse: seconds without a heartbeat after which a worker counts as
@@ -122,6 +125,7 @@ class Settings:
     worker_lapse: float = 15.0
     redis_retry_seconds: float = 60.0
     resend_unsafe: bool = False
+    max_response_size: int = DEFAULT_MAX_RESPONSE_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from pmrunner.errors import InputError
-from runtime.options import RunOptions, Timeouts, TLSOptions
+from runtime.options import DEFAULT_MAX_RESPONSE_BYTES, RunOptions, Timeouts, TLSOptions
 
 COLOR_MODES = ("on", "off", "auto")
 BAIL_MODIFIERS = ("folder", "failure")
@@ -180,8 +180,14 @@ def run_options(params: Mapping[str, Any]) -> RunOptions:
         timeouts=timeouts,
         tls=tls,
         working_dir=existing_folder("--working-dir", params["working_dir"]),
+        max_response_bytes=_max_response_bytes(params.get("max_response_size")),
         egress=process_policy(Settings.from_env()),
     )
+
+
+def _max_response_bytes(text: str | None) -> int:
+    limit = whole_number("--max-response-size", text, minimum=0)
+    return DEFAULT_MAX_RESPONSE_BYTES if limit is None else limit
 
 
 def distribution(params: Mapping[str, Any]) -> tuple[bool, float | None]:

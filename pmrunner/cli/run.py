@@ -88,6 +88,13 @@ def execute_anywhere(settings: RunSettings, stream: TextIO) -> Run:
 @click.option("-k", "--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--ignore-redirects", is_flag=True, help="Do not follow redirects.")
 @click.option("--bail", metavar="[folder|failure]", help="Stop the run at the first failure.")
+@click.option(
+    "--max-response-size",
+    metavar="BYTES",
+    envvar="PMRUNNER_MAX_RESPONSE_SIZE",
+    help="Largest response body read, on the wire and decoded; a larger one fails its"
+    " request (default 52428800, Postman's 50 MB; 0: no limit).",
+)
 @click.option("-x", "--suppress-exit-code", is_flag=True, help="Exit 0 even when the run fails.")
 @click.option("--working-dir", metavar="DIR", help="Where file references are resolved.")
 @click.option("--ssl-extra-ca-certs", metavar="FILE", help="Extra trusted CA certificates (PEM).")

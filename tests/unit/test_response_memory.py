@@ -1,0 +1,62 @@
+"""``pmrunner run`` stays small in memory whatever a server sends: a 500 MB body, a bomb."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.big_bodies import MIB, serve_big_bodies
+
+PEAK_RSS_LIMIT = 300 * 1024 * 1024
+# Each test script reads the body, as the scripts that made memory grow did.
+TEST_SCRIPT = (
+    "pm.test('read', function () { pm.expect(pm.response.text().length).to.be.above(0); });"
+)
+
+
+def collection_of(urls: dict[str, str]) -> dict[str, object]:
+    """A collection that GETs each URL (named by its key) and reads the body in a test."""
+    return {
+        "info": {"name": "big bodies"},
+        "item": [
+            {
+                "name": name,
+                "request": {"method": "GET", "url": url},
+                "event": [{"listen": "test", "script": {"exec": [TEST_SCRIPT]}}],
+            }
+            for name, url in urls.items()
+        ],
+    }
+
+
+def run_measured(collection: dict[str, object], folder: Path) -> tuple[int, dict[str, object]]:
+    """Run ``pmrunner run`` on the collection in a child process: (peak RSS in bytes, report)."""
+    source = folder / "big.postman_collection.json"
+    source.write_text(json.dumps(collection))
+    report = folder / "report.json"
+    command = [sys.executable, "-m", "pmrunner.cli", "run", str(source), "-r", "json"]
+    command += ["--reporter-json-export", str(report)]
+    env = {**os.environ, "NO_PROXY": "*"}
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    _, _, usage = os.wait4(child.pid, 0)
+    child.returncode = 0  # reaped here
+    return usage.ru_maxrss * 1024, json.loads(report.read_text())
+
+
+def test_peak_rss_stays_under_300_mb_for_500_mb_bodies_and_bombs(tmp_path: Path) -> None:
+    with serve_big_bodies() as base:
+        urls = {
+            "500 MB with Content-Length": f"{base}/bytes/{500 * MIB}",
+            "500 MB chunked": f"{base}/bytes/{500 * MIB}?chunked=1",
+            "gzip bomb": f"{base}/bomb/gzip",
+            "br bomb": f"{base}/bomb/br",
+        }
+        peak, report = run_measured(collection_of(urls), tmp_path)
+    failures = [f for f in report["run"]["failures"] if f["at"] == "request"]  # type: ignore[index]
+    assert [failure["source"]["name"] for failure in failures] == list(urls)
+    for failure in failures:
+        assert "maximum response size of 52428800 bytes" in failure["error"]["message"]
+    assert peak < PEAK_RSS_LIMIT, f"peak RSS {peak / MIB:.0f} MiB"
