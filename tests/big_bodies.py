@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 import struct
-import threading
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import brotli
+
+from tests.echo_server import serve
 
 MIB = 1 << 20
 BOMB_SIZE = 1 << 30  # 1 GiB decoded
@@ -58,23 +58,26 @@ class BigBodyHandler(BaseHTTPRequestHandler):
     def log_message(self, *_: object) -> None:
         pass
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # clients hang up past their limit: that is the point
+
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         kind, _, argument = parts.path.strip("/").partition("/")
-        try:
-            if kind == "bytes":
-                self._stream(int(argument), chunked="chunked=1" in parts.query)
-            elif kind == "bomb":
-                body = gzip_bomb(argument)
-                self.send_response(200)
-                self.send_header("Content-Encoding", argument)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            else:
-                self.send_error(404)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped reading, as it should past its limit
+        if kind == "bytes":
+            self._stream(int(argument), chunked="chunked=1" in parts.query)
+        elif kind == "bomb":
+            body = gzip_bomb(argument)
+            self.send_response(200)
+            self.send_header("Content-Encoding", argument)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_error(404)
 
     def _stream(self, size: int, *, chunked: bool) -> None:
         self.send_response(200)
@@ -94,21 +97,6 @@ class BigBodyHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients hang up past their limit: that is the point
-
-
-@contextmanager
-def serve_big_bodies() -> Iterator[str]:
+def serve_big_bodies() -> AbstractContextManager[str]:
     """Serve on 127.0.0.1 (a free port) while the block runs; yields the base URL."""
-    server = _QuietServer(("127.0.0.1", 0), BigBodyHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serve(handler=BigBodyHandler)
