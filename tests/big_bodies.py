@@ -10,6 +10,7 @@ compression bombs are built from one compressed block repeated.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import struct
 import zlib
@@ -59,10 +60,8 @@ class BigBodyHandler(BaseHTTPRequestHandler):
         pass
 
     def handle(self) -> None:
-        try:
-            super().handle()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # clients hang up past their limit: that is the point
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()  # clients hang up past their limit: that is the point
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
