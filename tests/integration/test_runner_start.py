@@ -35,6 +35,7 @@ from tests.echo_server import EchoHandler, EchoServer, serve
 from tests.fakes.fake_postman import FakePostman
 from tests.integration.conftest import ROOT
 from tests.integration.scheduler_helpers import health_collection, write_monitors
+from tests.integration.terminal_helpers import kill_group
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -111,11 +112,7 @@ class Runner:
             raise AssertionError(f"no exit within {STOP_SECONDS} s of SIGTERM") from None
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        self.process.wait(10)
+        kill_group(self.process)
 
     def group_alive(self) -> bool:
         try:
