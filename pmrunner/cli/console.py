@@ -10,7 +10,7 @@ task) stays off; warnings and errors still show.
 from __future__ import annotations
 
 import logging
-import threading
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from worker.settings import Settings
 
 JSON = dict[str, Any]
-FINALIZING_TASKS = ("pmrunner.finalize_run", "pmrunner.sweep_overdue")
-log = logging.getLogger("pmrunner.console")
+FINALIZER_LOGGER = "tasks.finalize"
+FINALIZED = re.compile(r"run (\S+) finalized: ")
 
 
 def redis_address(url: str) -> str:
@@ -99,8 +99,14 @@ def run_line(report: JSON, color: bool = False) -> str:
     return line + (f", {errors} request errors" if errors else "")
 
 
-class RunPrinter:
-    """Prints one line for each run this process finalizes (Celery's task_success signal).
+class RunPrinter(logging.Handler):
+    """Prints one line for each run this process reports.
+
+    Every way a run ends (its last step, the chord callback, the lost-worker
+    resolution, the sweeper) goes through ``tasks.finalize.finalize``, which
+    logs ``run <id> finalized: ...`` at INFO. This handler takes that logger's
+    records: the finalized ones become run lines, warnings and errors go on
+    to the root logger's handlers as before, other INFO records are dropped.
 
     Parameters:
         fetch: reads a stored report by run id (None when it is gone).
@@ -108,28 +114,27 @@ class RunPrinter:
     """
 
     def __init__(self, fetch: Callable[[str], JSON | None], echo: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
         self._fetch = fetch
         self._echo = echo
-        self._lock = threading.Lock()
 
     def connect(self) -> None:
-        """Listen for finished finalize and sweep tasks."""
-        from celery.signals import task_success
+        """Attach to the finalizer's logger (which then stops propagating on its own)."""
+        logger = logging.getLogger(FINALIZER_LOGGER)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(self)
 
-        task_success.connect(self.on_task_success, weak=False)
-
-    def on_task_success(self, sender: Any = None, result: Any = None, **_: Any) -> None:
-        """Print the runs a finalize task (``{"run": id}``) or a sweep (a list of ids) reported."""
-        name = getattr(sender, "name", None)
-        if name not in FINALIZING_TASKS or not result:
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            logging.getLogger().handle(record)
             return
-        run_ids = [result["run"]] if isinstance(result, dict) else list(result)
-        for run_id in run_ids:
-            try:
-                report = self._fetch(str(run_id))
-            except Exception:  # printing must never fail the task that reported the run
-                log.warning("could not read the report of run %s", run_id, exc_info=True)
-                continue
+        finalized = FINALIZED.match(record.getMessage())
+        if finalized is None:
+            return
+        try:
+            report = self._fetch(finalized.group(1))
             if report is not None:
-                with self._lock:
-                    self._echo(run_line(report))
+                self._echo(run_line(report))
+        except Exception:  # printing must never fail the step that reported the run
+            self.handleError(record)

@@ -162,7 +162,7 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
     """Run the worker with its embedded scheduler until it is stopped; its exit code.
 
     Celery's banner and per-task lines stay off (warnings still show); the
-    ``RunPrinter`` prints one line per finished run instead.
+    ``RunPrinter`` prints one line per run this process reports instead.
     """
     from tasks.context import Services
     from worker.app import create_app

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
+
+import pytest
 
 from pmrunner.cli.console import RunPrinter, monitor_lines, redis_address, run_line
 from runtime.results import Assertion, Execution, Run
@@ -50,20 +53,25 @@ def test_redis_address_hides_the_password() -> None:
     assert redis_address("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
-def test_printer_prints_finalized_and_swept_runs_only() -> None:
+def test_printer_prints_each_finalized_run_and_passes_warnings_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     printed: list[str] = []
     reports = {"r1": report([True], "finished"), "r2": report([False], "failed")}
     printer = RunPrinter(reports.get, printed.append)
-
-    class Task:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-    printer.on_task_success(Task("pmrunner.finalize_run"), {"run": "r1", "status": "finished"})
-    printer.on_task_success(Task("pmrunner.sweep_overdue"), ["r2"])
-    printer.on_task_success(Task("pmrunner.execute_request"), {"run": "r1"})
-    printer.on_task_success(Task("pmrunner.sweep_overdue"), [])
+    printer.connect()
+    finalizer = logging.getLogger("tasks.finalize")
+    try:
+        with caplog.at_level(logging.WARNING):
+            finalizer.info("run %s finalized: %s (%d executions)", "r1", "finished", 1)
+            finalizer.info("run %s finalized: %s (%d executions)", "r2", "failed", 1)
+            finalizer.info("run %s: %d waiting messages removed", "r2", 3)
+            finalizer.warning("a warning")
+    finally:
+        finalizer.removeHandler(printer)
+        finalizer.propagate = True
     assert [line.split(" ", 1)[1] for line in printed] == [
         "Shop health: finished, assertions 1 passed / 0 failed, 1 requests, 42 ms",
         "Shop health: failed, assertions 0 passed / 1 failed, 1 requests, 42 ms",
     ]
+    assert [record.getMessage() for record in caplog.records] == ["a warning"]
