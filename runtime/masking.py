@@ -19,6 +19,10 @@ MASK = "********"
 # Headers whose whole value is a credential: masked whatever their value is.
 ALWAYS_MASKED_HEADERS = frozenset({"authorization", "proxy-authorization"})
 
+# Headers that carry an API key or a token by their name (X-Api-Key, X-Auth-Token ...).
+_CREDENTIAL_HEADER = re.compile(r"api[-_]?key|token|secret|password|credential", re.IGNORECASE)
+_VARIABLE_REFERENCE = re.compile(r"\{\{[^{}]+\}\}")
+
 # Auth parameters (in a collection's ``auth`` objects) whose value is a credential.
 _SECRET_AUTH_KEY = re.compile(r"password|secret|token|privatekey|authkey|passphrase|credential")
 
@@ -92,9 +96,84 @@ def mask_headers(
     for name, value in headers:
         if name.lower() in ALWAYS_MASKED_HEADERS:
             masked.append((name, mask_authorization(value)))
+        elif _CREDENTIAL_HEADER.search(name) and value:
+            masked.append((name, MASK))
         else:
             masked.append((name, _mask_with(value, pattern)))
     return masked
+
+
+def credential_values(headers: Iterable[tuple[str, str]]) -> set[str]:
+    """The credentials in request headers, to mask wherever else they appear.
+
+    Authorization and Proxy-Authorization give what follows their scheme;
+    API-key and token headers (``X-Api-Key``, ``X-Auth-Token`` ...) their value.
+    Values that are only a variable reference reveal nothing and are left out.
+
+    Parameters:
+        headers: (name, value) pairs.
+    """
+    found: set[str] = set()
+    for name, value in headers:
+        if not isinstance(value, str) or _VARIABLE_REFERENCE.fullmatch(value.strip()):
+            continue
+        if name.lower() in ALWAYS_MASKED_HEADERS:
+            scheme, _, credentials = value.strip().partition(" ")
+            found.add(credentials.strip() or scheme)
+        elif _CREDENTIAL_HEADER.search(name):
+            found.add(value.strip())
+    found.discard("")
+    return found
+
+
+def collection_secrets(document: Any) -> set[str]:
+    """Every credential written into collection JSON, to mask in every copy a report keeps.
+
+    The values of secret auth parameters, of credential headers (in ``header``
+    lists) and of ``secret``-typed variables (in ``variable`` or ``values``
+    lists), wherever they are in the document (collection, folders, requests,
+    saved responses). Variable references (``{{token}}``) are left out.
+
+    Parameters:
+        document: collection JSON (or any part of it).
+    """
+    found: set[str] = set()
+    _collect_secrets(document, found)
+    return found
+
+
+def _collect_secrets(document: Any, found: set[str]) -> None:
+    if isinstance(document, list):
+        for item in document:
+            _collect_secrets(item, found)
+        return
+    if not isinstance(document, dict):
+        return
+    for key, item in document.items():
+        if key == "auth" and isinstance(item, dict):
+            masked = _mask_auth_object(item)
+            found.update(_differences(item, masked))
+        elif key == "header" and isinstance(item, list):
+            pairs = [
+                (str(h.get("key", "")), str(h.get("value") or ""))
+                for h in item
+                if isinstance(h, dict)
+            ]
+            found.update(credential_values(pairs))
+        elif key in ("variable", "values") and isinstance(item, list):
+            found.update(secret_variable_values(item))
+        _collect_secrets(item, found)
+
+
+def _differences(original: Any, masked: Any) -> set[str]:
+    """The strings of ``original`` that masking replaced in ``masked``."""
+    if isinstance(original, str):
+        return {original} if masked == MASK and original != MASK else set()
+    if isinstance(original, dict) and isinstance(masked, dict):
+        return {v for k in original for v in _differences(original[k], masked.get(k))}
+    if isinstance(original, list) and isinstance(masked, list):
+        return {v for a, b in zip(original, masked, strict=False) for v in _differences(a, b)}
+    return set()
 
 
 def mask_json(value: Any, secrets: Iterable[str]) -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from runtime.loading import VariableFile
 from runtime.model import Collection
 from runtime.options import RunOptions
-from runtime.variables import VariableResolver, VariableScope
+from runtime.variables import VariableResolver, VariableScope, secret_flag_type
 
 if TYPE_CHECKING:
     from runtime.sandbox.engine import ScriptOutcome
@@ -62,7 +62,8 @@ class RunState:
         """Take the scopes a script left, keeping what the sandbox drops.
 
         The sandbox turns every variable's type into ``any``; a variable that
-        was ``secret`` stays secret here, so reports keep masking it.
+        was ``secret``, or that a script set as ``secret``, stays secret here,
+        so reports keep masking it.
         """
         for name, values in outcome.scopes.items():
             attribute = SCOPE_FIELDS[name]
@@ -73,6 +74,7 @@ def _keep_types(before: list[JSON], after: list[JSON]) -> list[JSON]:
     known = {str(entry.get("key")): entry for entry in before}
     kept = []
     for entry in after:
+        entry = secret_flag_type(entry)
         previous = known.get(str(entry.get("key")))
         if previous is not None and entry.get("type") in (None, "any") and previous.get("type"):
             entry = {**entry, "type": previous["type"]}

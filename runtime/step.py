@@ -20,7 +20,7 @@ from pmrunner.errors import PmrunnerError, SandboxError
 from runtime.auth import signer_for
 from runtime.exchange import HttpResponse, OutgoingRequest
 from runtime.http_client import HttpClient
-from runtime.masking import mask, mask_headers
+from runtime.masking import credential_values, mask, mask_headers
 from runtime.model import Collection, Item, Script
 from runtime.options import RunOptions
 from runtime.request_builder import build_request
@@ -28,6 +28,7 @@ from runtime.results import Assertion, Execution, RequestRecord, ResponseRecord,
 from runtime.sandbox.cookies import ScriptCookieStore
 from runtime.sandbox.engine import SandboxContext, ScriptOutcome
 from runtime.state import RunState
+from runtime.variables import VariableResolver
 
 JSON = dict[str, Any]
 
@@ -202,13 +203,13 @@ class Step:
             signer = signer_for(auth, resolver.resolve)
             response = self.client.send(outgoing, behavior=behavior, signer=signer)
         except PmrunnerError as error:
-            secrets = resolver.secret_values() | (outgoing.secrets if outgoing else set())
+            secrets = _secrets_of(resolver, outgoing)
             message = mask(str(error), secrets)
             execution.errors.append(ScriptError("request", _error_name(error), message))
             if outgoing is not None:
                 execution.request = _request_record(outgoing, secrets)
             return outgoing, None
-        secrets = resolver.secret_values() | outgoing.secrets
+        secrets = _secrets_of(resolver, outgoing)
         execution.request = _request_record(outgoing, secrets)
         execution.response = _response_record(response, secrets, self.options.max_body_bytes)
         return outgoing, response
@@ -270,6 +271,13 @@ class _Services:
 
     def cookie_store(self, method: str, args: list[Any]) -> Any:
         return self.cookies.call(method, args)
+
+
+def _secrets_of(resolver: VariableResolver, outgoing: OutgoingRequest | None) -> set[str]:
+    """What a request's record must mask: secret variables, auth and credential headers."""
+    if outgoing is None:
+        return resolver.secret_values()
+    return resolver.secret_values() | outgoing.secrets | credential_values(outgoing.headers)
 
 
 def _auth_for(item: Item, request_json: JSON) -> JSON | None:

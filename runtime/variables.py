@@ -49,6 +49,33 @@ _TOKEN = re.compile(r"\{\{([^{}]*)\}\}")
 _ENTRY_WITHOUT_VALUE = object()
 _SECRET_TYPE = "secret"
 
+# Run at the start of every script (on its first line, so line numbers stay).
+# The sandbox's scopes drop a type they do not know, "secret" among them, but
+# keep a ``secret`` flag: ``pm.environment.set(name, value, "secret")`` (or
+# ``{type: "secret"}``) also sets the flag, which ``secret_flag_type`` reads.
+SECRET_TYPE_SHIM = (
+    ";(function (scopes) { scopes.forEach(function (scope) {"
+    " if (!scope || typeof scope.set !== 'function') { return; }"
+    " var set = scope.set;"
+    " scope.set = function (key, value, type) {"
+    " var secret = type === 'secret' || (type && type.type === 'secret');"
+    " return set.call(this, key, value, secret ? { type: 'secret', secret: true } : type); };"
+    " }); })([pm.environment, pm.globals, pm.collectionVariables, pm.variables]);"
+)
+
+
+def secret_flag_type(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry the sandbox returned, typed ``secret`` again when a script set it so.
+
+    Parameters:
+        entry: a variable entry from the sandbox (``{key, value, type, secret?}``).
+    """
+    if entry.get("secret") is not True:
+        return entry
+    kept = {key: value for key, value in entry.items() if key != "secret"}
+    kept["type"] = _SECRET_TYPE
+    return kept
+
 
 def js_number_string(number: float) -> str:
     """A float printed as JavaScript's ``Number.prototype.toString`` prints it.

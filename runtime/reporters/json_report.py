@@ -20,7 +20,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pmrunner.errors import InputError
 from runtime.events import NullListener
-from runtime.masking import mask_auth_params, mask_headers, mask_json, run_secrets
+from runtime.masking import (
+    collection_secrets,
+    mask_auth_params,
+    mask_headers,
+    mask_json,
+    run_secrets,
+)
 from runtime.model import Collection
 from runtime.results import JSON, Execution, RequestRecord, ResponseRecord, Run, utc_now
 
@@ -358,7 +364,8 @@ def build_report(
             "error": run_error_json(run),
         },
     }
-    return dict(mask_json(report, {*secrets, *run_secrets(run)}))
+    in_collection = collection_secrets(collection.raw) if collection is not None else set()
+    return dict(mask_json(report, {*secrets, *run_secrets(run), *in_collection}))
 
 
 def write_text_file(path: Path, write: Callable[[TextIO], None]) -> None:

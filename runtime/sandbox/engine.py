@@ -27,6 +27,7 @@ from py_mini_racer._exc import JSEvalException
 from pmrunner.errors import SandboxError, ScriptMemoryError, ScriptTimeoutError
 from runtime.options import ScriptLimits
 from runtime.sandbox.bundle import installed_bundle
+from runtime.variables import SECRET_TYPE_SHIM
 
 JSON = dict[str, Any]
 HOST_SHIM = Path(__file__).with_name("host.js")
@@ -201,7 +202,8 @@ class SandboxContext:
         limit_ms = timeout_ms if timeout_ms > 0 else self.limits.default_timeout_ms
         deadline = time.monotonic() + limit_ms / 1000 + GRACE_SECONDS
         execution_id = uuid.uuid4().hex
-        event = {"listen": listen, "script": {"type": "text/javascript", "exec": source}}
+        script = {"type": "text/javascript", "exec": SECRET_TYPE_SHIM + source}
+        event = {"listen": listen, "script": script}
         options = {
             "cursor": cursor or {},
             "timeout": limit_ms,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from runtime.masking import MASK, mask, mask_auth_params, mask_headers, mask_json, run_secrets
+from runtime.masking import (
+    MASK,
+    collection_secrets,
+    credential_values,
+    mask,
+    mask_auth_params,
+    mask_headers,
+    mask_json,
+    run_secrets,
+)
 from tests.unit.reporting_helpers import SECRET, sample_run
 
 
@@ -19,21 +28,54 @@ def test_mask_catches_url_encoded_secrets() -> None:
     assert mask(url, ["p@ss word"]) == f"http://127.0.0.1/?key={MASK}&q=p+ss"
 
 
-def test_mask_headers_always_masks_authorization_but_keeps_its_scheme() -> None:
+def test_mask_headers_always_masks_authorization_and_api_keys() -> None:
     headers = [
         ("Authorization", "Bearer abc.def"),
         ("proxy-authorization", "Basic dXNlcjpwYXNz"),
-        ("X-Api-Key", "public-value"),
-        ("X-Api-Key", SECRET),
+        ("X-Api-Key", "any-value"),
+        ("X-Auth-Token", "t0k3n"),
+        ("Accept", "application/json"),
         ("Cookie", f"sid={SECRET}; theme=dark"),
     ]
     assert mask_headers(headers, [SECRET]) == [
         ("Authorization", f"Bearer {MASK}"),
         ("proxy-authorization", f"Basic {MASK}"),
-        ("X-Api-Key", "public-value"),
         ("X-Api-Key", MASK),
+        ("X-Auth-Token", MASK),
+        ("Accept", "application/json"),
         ("Cookie", f"sid={MASK}; theme=dark"),
     ]
+
+
+def test_credentials_written_into_a_collection_are_found_everywhere_in_it() -> None:
+    document = {
+        "auth": {"type": "bearer", "bearer": [{"key": "token", "value": "col-bearer"}]},
+        "variable": [
+            {"key": "s", "value": "col-secret-var", "type": "secret"},
+            {"key": "p", "value": "plain"},
+        ],
+        "item": [
+            {
+                "request": {
+                    "header": [
+                        {"key": "Authorization", "value": "Bearer hdr-bearer"},
+                        {"key": "x-api-key", "value": "hdr-api-key"},
+                        {"key": "X-Token", "value": "{{token}}"},
+                        {"key": "Accept", "value": "text/plain"},
+                    ],
+                    "auth": {"type": "basic", "basic": {"username": "u", "password": "pw-1"}},
+                }
+            }
+        ],
+    }
+    assert collection_secrets(document) == {
+        "col-bearer",
+        "col-secret-var",
+        "hdr-bearer",
+        "hdr-api-key",
+        "pw-1",
+    }
+    assert credential_values([("Authorization", "Basic dXNlcjpwYXNz")]) == {"dXNlcjpwYXNz"}
 
 
 def test_mask_json_masks_every_string_leaf() -> None:
