@@ -4,8 +4,10 @@ Every scheduler process (``celery -A worker beat``, ``pmrunner runner start``,
 ``pmrunner up``) runs a :class:`Poller` thread, but only the holder of the
 lease ``poll:lease`` in Redis polls: two beats or two runners never poll
 together, and when the holder dies another takes over once the lease
-expires. The holder polls every ``interval`` seconds; after a refused key
-or a spent monthly budget it waits ``permanent_backoff`` seconds instead.
+expires. The holder polls every ``interval`` seconds; after a failed poll
+it tries again within :data:`RETRY_AFTER_FAILURE` seconds, and after a
+refused key or a spent monthly budget it waits ``permanent_backoff``
+seconds instead.
 
 A good poll is committed to the :class:`~scheduler.catalog.Catalog`; a
 failed one only records its error (the catalog keeps serving the last good
@@ -33,6 +35,10 @@ from scheduler.snapshot import Snapshot
 __all__ = ["Lease", "PolledSource", "Poller"]
 
 log = logging.getLogger("pmrunner.scheduler")
+
+# Seconds to the next poll after a transient failure: one listing call, so
+# recovery is noticed soon after the source is back.
+RETRY_AFTER_FAILURE = 5.0
 
 # Renew the lease only while we hold it; release it only if it is ours.
 _RENEW = """
@@ -156,11 +162,24 @@ class Poller:
         if now >= self._next_poll:
             good = self.poll_once()
             permanent = not good and bool(getattr(self.source, "permanent", False))
-            self._next_poll = now + (self.permanent_backoff if permanent else self.interval)
+            if good:
+                self._next_poll = now + self.interval
+            elif permanent:
+                self._next_poll = now + self.permanent_backoff
+            else:
+                self._next_poll = now + min(self.interval, RETRY_AFTER_FAILURE)
         return max(0.2, min(1.0, self._next_poll - self._clock()))
 
     def run(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set; errors of one step are logged, never fatal."""
+        """Step until ``stop`` is set; errors of one step are logged, never fatal.
+
+        A second thread renews the lease while a long poll (waiting on the
+        rate budget) is under way.
+        """
+        keeper = threading.Thread(
+            target=self._keep_lease, args=(stop,), name="pmrunner-poll-lease", daemon=True
+        )
+        keeper.start()
         try:
             while not stop.is_set():
                 try:
@@ -172,6 +191,11 @@ class Poller:
         finally:
             with contextlib.suppress(redis.RedisError):
                 self.lease.release()
+
+    def _keep_lease(self, stop: threading.Event) -> None:
+        while not stop.wait(self.lease.ttl_ms / 3000):
+            with contextlib.suppress(redis.RedisError, OSError):
+                self.lease.hold()
 
     def _log_failure(self, error: str, permanent: bool) -> None:
         kind = "permanent" if permanent else "transient"

@@ -20,7 +20,8 @@ One :meth:`PostmanMonitorSource.refresh` is one poll:
    lists as inactive are paused at once;
 2. details (``GET /monitors/{uid}``, the only call that carries a schedule)
    for at most ``details_per_poll`` monitors: new ones first, then those
-   fetched longest ago; a 404 removes the monitor;
+   fetched longest ago (only new ones in the first poll after a failed one,
+   so the source is back quickly); a 404 removes the monitor;
 3. ``GET /collections`` and ``GET /environments``: their ``updatedAt`` say
    which collections and environments of active monitors changed; only those
    are fetched again.
@@ -277,6 +278,8 @@ class PostmanMonitorSource:
         known = sorted((uid for uid in selected if uid in fetched), key=lambda uid: fetched[uid])
         if self._details_per_poll is None:
             return new + known
+        if self._polled and self._last_error is not None:
+            return new  # recovering: be back quickly, refresh details next time
         allowance = max(self._details_per_poll - self._pages, MIN_KNOWN_DETAILS)
         return new + known[:allowance]
 

@@ -47,10 +47,11 @@ from worker.settings import Settings
 log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 
-# The poller's calls give up quickly: the next poll comes soon, and a hanging
-# Postman must not hold the lease for minutes.
+# The poller's calls give up quickly and are not retried: after a failed poll
+# the next one comes within seconds, and a hanging Postman must not hold a poll
+# for minutes.
 POLL_TIMEOUT = 10.0
-POLL_RETRIES = 1
+POLL_RETRIES = 0
 
 _sources: dict[Settings, MonitorSource | None] = {}
 _sources_lock = threading.Lock()
