@@ -20,6 +20,10 @@ class Keys:
         """A cached collection version (JSON), by content digest."""
         return f"{self.prefix}collection:{digest}"
 
+    def collection_users(self, digest: str) -> str:
+        """Set: the runs that still need a cached collection version."""
+        return f"{self.prefix}collection-users:{digest}"
+
     def run(self, run_id: str) -> str:
         """An in-flight run's ticket (JSON)."""
         return f"{self.prefix}run:{run_id}"

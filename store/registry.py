@@ -8,7 +8,6 @@ finalizer claims the run; the sweeper finds runs past their deadline.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 import redis
 
 from store import scripts
+from store.collections import CollectionCache
 from store.keys import Keys, text
 
 JSON = dict[str, Any]
@@ -137,21 +137,20 @@ class RunRegistry:
         self._finish = client.register_script(scripts.FINISH_STEP)
         self._sent = client.register_script(scripts.MARK_SENT)
         self._drop = client.register_script(scripts.DROP_MESSAGES)
+        self._collections = CollectionCache(client, self.keys)
 
     # -- collections ------------------------------------------------------
 
-    def cache_collection(self, collection: JSON, ttl: float) -> str:
-        """Store a collection version once; return its digest."""
-        text = json.dumps(collection, sort_keys=True, separators=(",", ":"))
-        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
-        key = self.keys.collection(digest)
-        if not self.redis.set(key, text, nx=True, ex=int(ttl)):
-            self.redis.expire(key, int(ttl))
-        return digest
+    def cache_collection(self, collection: JSON, run_id: str, seconds: float) -> str:
+        """Cache a collection version for a run (``store.collections``); return its digest."""
+        return self._collections.hold(collection, run_id, seconds)
+
+    def release_collection(self, digest: str, run_id: str) -> None:
+        """The run is over: its collection version goes once no other run needs it."""
+        self._collections.release(digest, run_id)
 
     def collection(self, digest: str) -> JSON | None:
-        raw = self.redis.get(self.keys.collection(digest))
-        return json.loads(raw) if raw else None
+        return self._collections.get(digest)
 
     # -- runs ---------------------------------------------------------------
 

@@ -77,7 +77,7 @@ def start_run(app: Celery, request: RunRequest) -> str:
         deadline = min(deadline, request.options.timeouts.run / 1000 + 30)
     ticket = RunTicket(
         run_id=run_id,
-        collection_digest=services.registry.cache_collection(raw, settings.collection_ttl),
+        collection_digest=services.registry.cache_collection(raw, run_id, deadline + 60),
         collection_id=collection.id,
         collection_name=collection.name,
         plan=plan.to_dict(),

@@ -65,6 +65,7 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
     RUNS_FINISHED.labels(report["status"], ticket.source).inc()
     if swept:
         RUNS_SWEPT.inc()
+    registry.release_collection(ticket.collection_digest, run_id)
     removed = registry.close(run_id, _queues_of(ticket, progress, run))
     if removed:
         log.info("run %s: %d waiting messages removed", run_id, removed)

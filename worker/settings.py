@@ -44,7 +44,6 @@ class Settings:
             must stay above the longest run.
         retention_days: stored runs older than this are dropped.
         retention_runs: at most this many runs are kept per collection.
-        collection_ttl: seconds a cached collection version is kept in Redis.
         webhooks: URLs every finished run report is posted to.
         data_dir: where the embedded Redis and local state live.
         key_prefix: prefix of every Redis key pmrunner writes.
@@ -97,7 +96,6 @@ class Settings:
     visibility_timeout: float = 4 * 3600.0
     retention_days: float = 30.0
     retention_runs: int = 1000
-    collection_ttl: float = 7 * 24 * 3600.0
     webhooks: tuple[str, ...] = ()
     data_dir: Path = field(default_factory=_default_data_dir)
     key_prefix: str = "pmrunner:"

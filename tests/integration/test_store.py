@@ -68,6 +68,23 @@ def test_retention_by_count_and_age(client: tuple[redis.Redis, Keys]) -> None:
 
 def test_registry_caches_collections_by_content(client: tuple[redis.Redis, Keys]) -> None:
     registry = RunRegistry(*client)
-    digest = registry.cache_collection({"info": {"name": "x"}}, ttl=60)
-    assert registry.cache_collection({"info": {"name": "x"}}, ttl=60) == digest
+    digest = registry.cache_collection({"info": {"name": "x"}}, "run-a", 60)
+    assert registry.cache_collection({"info": {"name": "x"}}, "run-b", 60) == digest
     assert registry.collection(digest) == {"info": {"name": "x"}}
+
+
+def test_a_cached_collection_lives_only_while_a_run_needs_it(
+    client: tuple[redis.Redis, Keys],
+) -> None:
+    redis_client, keys = client
+    registry = RunRegistry(redis_client, keys)
+    digest = registry.cache_collection({"info": {"name": "y"}}, "run-a", 30)
+    registry.cache_collection({"info": {"name": "y"}}, "run-b", 600)
+    registry.cache_collection({"info": {"name": "y"}}, "run-c", 5)  # never shortens
+    held = [keys.collection(digest), keys.collection_users(digest)]
+    assert all(590 < redis_client.ttl(key) <= 600 for key in held)
+    registry.release_collection(digest, "run-a")
+    registry.release_collection(digest, "run-c")
+    assert registry.collection(digest) is not None  # run-b still needs it
+    registry.release_collection(digest, "run-b")
+    assert redis_client.exists(*held) == 0
