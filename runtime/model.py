@@ -251,12 +251,19 @@ def _parse_children(raw_items: Any, parents: tuple[Node, ...]) -> list[Item | Fo
 
 
 def parse_collection(data: JSON) -> Collection:
-    """Build a ``Collection`` from v2.0/v2.1 JSON (already unwrapped and upgraded)."""
-    if not isinstance(data, dict) or "info" not in data:
-        raise CollectionFormatError("not a Postman collection: no 'info' object")
-    info = data["info"]
-    if not isinstance(info, dict):
-        raise CollectionFormatError("'info' must be an object")
+    """Build a ``Collection`` from v2.0/v2.1 JSON (already unwrapped and upgraded).
+
+    ``info`` is optional, as for newman; wrong types in optional fields
+    (``event``, ``variable``, ``protocolProfileBehavior``, ``auth``) count
+    as absent, as Postman's collection SDK ignores them.
+    """
+    if not isinstance(data, dict):
+        raise CollectionFormatError("not a Postman collection: expected a JSON object")
+    # newman runs a collection without an ``info`` object (or with one that is not an
+    # object): its items still run, under a default name.
+    info = _object(data.get("info"))
+    if "info" in data and not isinstance(data["info"], dict):
+        data = {**data, "info": info}  # what reads the raw collection finds an object too
     name = str(info.get("name") or "Collection")
     fields = _node_fields({**info, "event": data.get("event")}, "Collection", "collection/" + name)
     fields["id"] = str(info.get("_postman_id") or info.get("id") or fields["id"])

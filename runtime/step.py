@@ -110,7 +110,9 @@ class Step:
         """Send the prepared request and run the test scripts: the second half of ``run_item``."""
         services = _Services(self, item)
         sent, response = self._exchange(item, prepared.request, state, execution)
-        test_request = _request_json(sent) if sent else prepared.request
+        test_request = (
+            _request_json(sent, prepared.request, state.resolver()) if sent else prepared.request
+        )
         response_json = _response_json(response) if response else None
         for script in item.script_chain("test"):
             outcome = self._script(
@@ -337,15 +339,33 @@ def _body_text(body: bytes | None) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def _request_json(request: OutgoingRequest) -> JSON:
-    """The request as sent, in postman-collection's JSON, for test scripts."""
+# Body modes whose fields scripts read (the legacy ``request.data`` gives form fields
+# by key, repeated keys as an array): test scripts see these as defined, resolved.
+_STRUCTURED_BODIES = ("urlencoded", "formdata", "graphql")
+
+
+def _request_json(request: OutgoingRequest, definition: JSON, resolver: Any) -> JSON:
+    """The request as sent, in postman-collection's JSON, for test scripts.
+
+    Parameters:
+        request: what went on the wire: its URL, method and headers.
+        definition: the request as defined (after pre-request scripts): its
+            structured body and its ``description`` (which v2.0 collections
+            keep inside the request) are what Postman shows test scripts.
+        resolver: substitutes variables in the structured body.
+    """
     data: JSON = {
         "url": request.url,
         "method": request.method,
         "header": [{"key": k, "value": v} for k, v in request.headers],
     }
-    if request.body:
+    body = definition.get("body")
+    if isinstance(body, dict) and body.get("mode") in _STRUCTURED_BODIES:
+        data["body"] = resolver.resolve_deep(body)
+    elif request.body:
         data["body"] = {"mode": "raw", "raw": _body_text(request.body)}
+    if definition.get("description") is not None:
+        data["description"] = definition["description"]
     return data
 
 

@@ -58,10 +58,42 @@ def json_values(max_leaves: int = 30) -> st.SearchStrategy[Any]:
     )
 
 
+def requests() -> st.SearchStrategy[Any]:
+    """Requests: a URL, an object whose fields are each well-formed or hostile, or anything."""
+    field = json_values(4)
+    return st.one_of(
+        st.sampled_from(URLS),
+        st.fixed_dictionaries(
+            {"url": st.one_of(st.sampled_from(URLS), json_values(6))},
+            optional={
+                "method": st.one_of(st.sampled_from(["GET", "POST", "get", ""]), field),
+                "header": field,
+                "body": st.one_of(
+                    st.fixed_dictionaries({"mode": st.sampled_from(
+                        ["raw", "urlencoded", "formdata", "file", "graphql", "x"])},
+                        optional={k: field for k in ("raw", "urlencoded", "formdata", "graphql",
+                                                     "file", "options", "disabled")}),
+                    field,
+                ),
+                "auth": st.one_of(
+                    st.fixed_dictionaries({"type": st.sampled_from(
+                        ["bearer", "basic", "apikey", "digest", "oauth1", "hawk", "awsv4",
+                         "noauth", "inherit", "ntlm", "x"])},
+                        optional={k: field for k in ("bearer", "basic", "apikey", "digest",
+                                                     "oauth1", "hawk", "awsv4")}),
+                    field,
+                ),
+                "description": field,
+            },
+        ),
+        json_values(10),
+    )  # fmt: skip
+
+
 def collections() -> st.SearchStrategy[Any]:
     """Collections of every format, mostly well-formed at the top and hostile below."""
     item = st.fixed_dictionaries(
-        {"name": scalars(), "request": json_values(12)},
+        {"name": scalars(), "request": requests()},
         optional={
             "item": json_values(8),
             "event": json_values(6),

@@ -95,7 +95,6 @@ def test_v20_auth_objects_and_url_variable_ids_become_v21(tmp_path: Path) -> Non
         ([1, 2], "expected a JSON object, got an array"),
         ("text", "expected a JSON object, got a string"),
         ({"values": []}, "environment or globals file"),
-        ({"name": "no info"}, "no 'info' object"),
         ({"info": {"name": "x"}, "item": [{"name": "lonely"}]}, "item 'lonely' has no request"),
         ({"requests": "nope", "order": []}, "'requests' must be a list"),
     ],
@@ -107,6 +106,14 @@ def test_load_collection_errors_name_the_file(tmp_path: Path, data: Any, expecte
     message = str(caught.value)
     assert message.startswith(str(path)), message
     assert expected in message
+
+
+def test_a_collection_without_info_runs_as_newman_runs_it(tmp_path: Path) -> None:
+    data = {"item": [{"name": "ping", "request": "http://127.0.0.1:9/ping"}]}
+    for info in ({}, {"info": "not an object"}):
+        collection = load_collection(write_json(tmp_path / "c.json", {**data, **info}))
+        assert collection.name == "Collection"
+        assert [item.name for item in collection.items()] == ["ping"]
 
 
 def test_load_collection_reports_malformed_json_as_a_collection_error(tmp_path: Path) -> None:
