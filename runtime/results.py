@@ -159,6 +159,10 @@ class Run:
     environment_name: str | None = None
     run_errors: list[ScriptError] = field(default_factory=list)  # errors outside a request
     bailed: bool = False
+    # Final collection variables and cookie jar of a local run, for newman's
+    # --export-collection and --export-cookie-jar; not stored with reports.
+    collection_variables: list[JSON] = field(default_factory=list)
+    cookies: list[JSON] = field(default_factory=list)
 
     def failures(self) -> list[Failure]:
         found: list[Failure] = []

@@ -14,7 +14,7 @@ from runtime.http_client import HttpClient
 from runtime.loading import VariableFile, row_for_iteration
 from runtime.model import Collection, Item
 from runtime.options import RunOptions
-from runtime.results import Execution, Run, ScriptError, utc_now
+from runtime.results import JSON, Execution, Run, ScriptError, utc_now
 from runtime.sandbox.engine import context_for_this_thread
 from runtime.state import RunState, initial_state, iteration_count
 from runtime.step import Step
@@ -56,6 +56,7 @@ def run_collection(
     iteration_data: list[dict[str, object]] | None = None,
     options: RunOptions | None = None,
     listener: RunListener | None = None,
+    cookies: list[JSON] | None = None,
 ) -> Run:
     """Run ``collection`` and return the finished ``Run``.
 
@@ -66,8 +67,11 @@ def run_collection(
         iteration_data: rows of iteration data (``-d``).
         options: run options; ``RunOptions()`` by default.
         listener: follows the run (reporters).
+        cookies: the cookie jar to start with, in ``runtime.cookies``' JSON form
+            (newman's ``--cookie-jar``).
 
-    The returned run holds the final environment and globals, for exports.
+    The returned run holds the final environment, globals, collection
+    variables and cookies, for exports.
     """
     options = options or RunOptions()
     listener = listener or NullListener()
@@ -81,15 +85,19 @@ def run_collection(
     state = initial_state(collection, environment, globals, count)
     items = collection.select(list(options.folders))
     client = HttpClient(options)
+    if cookies:
+        client.import_cookies(cookies)
     step = Step(collection, options, client, context_for_this_thread(options.script_limits))
     listener.run_started(run)
     try:
         _iterate(run, step, state, items, iteration_data or [], listener)
     finally:
+        run.cookies = client.export_cookies()
         client.close()
         run.finished_at = utc_now()
         run.environment = state.environment
         run.globals = state.globals
+        run.collection_variables = state.collection_variables
     listener.run_finished(run)
     return run
 

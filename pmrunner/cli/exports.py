@@ -1,4 +1,6 @@
-"""``--export-environment`` and ``--export-globals``: the run's final variables as files."""
+"""Exports of a run's final state as files: ``--export-environment``,
+``--export-globals``, ``--export-collection`` and ``--export-cookie-jar``
+(and the ``--cookie-jar`` it can be read back from)."""
 
 from __future__ import annotations
 
@@ -82,3 +84,56 @@ def write_exports(settings: RunSettings, inputs: RunInputs, run: Run) -> None:
     if settings.export_globals:
         document = variable_export("globals", inputs.globals, run.globals)
         write_json(settings.export_globals, document, "--export-globals")
+    write_state_exports(settings, inputs, run)
+
+
+TOUGH_COOKIE_VERSION = "tough-cookie@4.1.3"  # the serialization newman's jar writes and reads
+
+
+def cookie_jar_document(cookies: list[JSON]) -> JSON:
+    """A cookie jar as tough-cookie serializes it (what newman's ``--export-cookie-jar`` writes)."""
+    return {
+        "version": TOUGH_COOKIE_VERSION,
+        "storeType": "MemoryCookieStore",
+        "rejectPublicSuffixes": True,
+        "cookies": [
+            {k: v for k, v in cookie.items() if not (k == "expires" and v == "Infinity")}
+            for cookie in cookies
+        ],
+    }
+
+
+def read_cookie_jar(path: Path) -> list[JSON]:
+    """The cookies of a jar file: tough-cookie's serialization, or a bare list of cookies.
+
+    Raises:
+        InputError: the file is not JSON or holds no list of cookies.
+    """
+    from runtime.loading import read_json
+
+    document = read_json(path, error=InputError)
+    cookies = document.get("cookies") if isinstance(document, dict) else document
+    if not isinstance(cookies, list):
+        raise InputError(f"--cookie-jar {str(path)!r}: expected a cookie jar with a 'cookies' list")
+    return cookies
+
+
+def collection_export(inputs: RunInputs, run: Run) -> JSON:
+    """The collection as newman exports it: as loaded, with the run's final variables."""
+    document = dict(inputs.collection.raw)
+    document["variable"] = [
+        {k: v for k, v in variable.items() if k in ("key", "value", "type", "disabled")}
+        for variable in run.collection_variables
+        if isinstance(variable, dict)
+    ]
+    return document
+
+
+def write_state_exports(settings: RunSettings, inputs: RunInputs, run: Run) -> None:
+    """``--export-collection`` and ``--export-cookie-jar`` (runs in this process only)."""
+    if settings.export_collection:
+        document = collection_export(inputs, run)
+        write_json(settings.export_collection, document, "--export-collection")
+    if settings.export_cookie_jar:
+        document = cookie_jar_document(run.cookies)
+        write_json(settings.export_cookie_jar, document, "--export-cookie-jar")

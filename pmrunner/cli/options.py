@@ -15,6 +15,7 @@ import click
 
 from pmrunner.errors import InputError
 from runtime.options import DEFAULT_MAX_RESPONSE_BYTES, RunOptions, Timeouts, TLSOptions
+from runtime.reporters import CliSections
 
 COLOR_MODES = ("on", "off", "auto")
 BAIL_MODIFIERS = ("folder", "failure")
@@ -36,6 +37,12 @@ class RunSettings:
         reporters: reporter names, in order.
         json_export: the JSON report's path (None: the default path).
         junit_export: the JUnit report's path (None: the default path).
+        html_export: the HTML report's path (None: the default path).
+        silent: print nothing (no cli report), as newman's ``--silent``.
+        cli_sections: the parts of the cli report to print (``--reporter-cli-no-*``).
+        cookie_jar: a cookie jar file (tough-cookie's JSON) to start the run with.
+        export_cookie_jar: where to write the final cookie jar.
+        export_collection: where to write the collection with its final variables.
         color: "on", "off" or "auto".
         unicode: False to draw the cli report with ASCII only.
         verbose: headers and bodies in the cli report.
@@ -59,6 +66,12 @@ class RunSettings:
     reporters: tuple[str, ...] = ("cli",)
     json_export: Path | None = None
     junit_export: Path | None = None
+    html_export: Path | None = None
+    silent: bool = False
+    cli_sections: CliSections = field(default_factory=CliSections)
+    cookie_jar: Path | None = None
+    export_cookie_jar: Path | None = None
+    export_collection: Path | None = None
     color: str = "auto"
     unicode: bool = True
     verbose: bool = False
@@ -199,12 +212,24 @@ def distribution(params: Mapping[str, Any]) -> tuple[bool, float | None]:
     return distributed, wait
 
 
+LOCAL_ONLY_OPTIONS = ("cookie_jar", "export_cookie_jar", "export_collection")
+
+
+def local_only(params: Mapping[str, Any], distributed: bool) -> None:
+    """The cookie jar and collection options need the run's state here: not with --distributed."""
+    for name in LOCAL_ONLY_OPTIONS:
+        if distributed and params.get(name):
+            option = "--" + name.replace("_", "-")
+            raise InputError(f"{option} applies to runs in this process; drop --distributed")
+
+
 def settings_from_params(params: Mapping[str, Any]) -> RunSettings:
     """Check and convert the run command's parameters; ``InputError`` names a bad option."""
     from runtime.reporters import parse_reporter_names
 
     color = "off" if params["no_color"] else color_mode(params["color"])
     distributed, wait = distribution(params)
+    local_only(params, distributed)
     return RunSettings(
         collection=params["collection"],
         environment=params["environment"],
@@ -217,6 +242,16 @@ def settings_from_params(params: Mapping[str, Any]) -> RunSettings:
         reporters=tuple(parse_reporter_names(params["reporters"])),
         json_export=optional_path(params["reporter_json_export"]),
         junit_export=optional_path(params["reporter_junit_export"]),
+        html_export=optional_path(params["reporter_html_export"]),
+        silent=params["silent"],
+        cli_sections=CliSections(
+            banner=not params["reporter_cli_no_banner"],
+            summary=not params["reporter_cli_no_summary"],
+            failures=not params["reporter_cli_no_failures"],
+        ),
+        cookie_jar=existing_file("--cookie-jar", params["cookie_jar"]),
+        export_cookie_jar=optional_path(params["export_cookie_jar"]),
+        export_collection=optional_path(params["export_collection"]),
         color=color,
         unicode=not params["disable_unicode"],
         verbose=params["verbose"],

@@ -43,10 +43,14 @@ def reporters_for(settings: RunSettings, inputs: RunInputs, stream: TextIO) -> l
     """
     from runtime.reporters import build_reporters
 
+    names = [n for n in settings.reporters if not (settings.silent and n == "cli")]
+    if not names:
+        return []
     return build_reporters(
-        list(settings.reporters),
+        names,
         json_path=settings.json_export,
         junit_path=settings.junit_export,
+        html_path=settings.html_export,
         stream=stream,
         color=use_color(settings.color, stream),
         verbose=settings.verbose,
@@ -54,4 +58,5 @@ def reporters_for(settings: RunSettings, inputs: RunInputs, stream: TextIO) -> l
         collection=inputs.collection,
         unicode=None if settings.unicode else False,
         secrets=input_secrets(settings, inputs),
+        cli_sections=settings.cli_sections,
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from pmrunner.cli.exports import write_exports
+from pmrunner.cli.exports import read_cookie_jar, write_exports
 from pmrunner.cli.inputs import load_inputs
 from pmrunner.cli.options import RunCommand, RunSettings, settings_from_params
 from pmrunner.cli.output import CommandError, reporters_for
@@ -43,6 +43,7 @@ def execute(settings: RunSettings, stream: TextIO) -> Run:
         iteration_data=inputs.iteration_data,
         options=settings.options,
         listener=Listeners(reporters_for(settings, inputs, stream)),
+        cookies=read_cookie_jar(settings.cookie_jar) if settings.cookie_jar else None,
     )
     write_exports(settings, inputs, run)
     return run
@@ -107,11 +108,23 @@ def execute_anywhere(settings: RunSettings, stream: TextIO) -> Run:
     multiple=True,
     default=("cli",),
     metavar="NAMES",
-    help="Reporters to use, comma separated: cli, json, junit (default: cli).",
+    help="Reporters to use, comma separated: cli, json, junit, html (default: cli).",
 )
 @click.option("--reporter-json-export", metavar="PATH", help="Path (or folder) of the JSON report.")
 @click.option(
     "--reporter-junit-export", metavar="PATH", help="Path (or folder) of the JUnit report."
+)
+@click.option("--reporter-html-export", metavar="PATH", help="Path (or folder) of the HTML report.")
+@click.option("--silent", is_flag=True, help="Print nothing: no cli report.")
+@click.option("--reporter-cli-no-summary", is_flag=True, help="Leave out the summary table.")
+@click.option("--reporter-cli-no-failures", is_flag=True, help="Leave out the failure list.")
+@click.option("--reporter-cli-no-banner", is_flag=True, help="Leave out the banner.")
+@click.option(
+    "--cookie-jar", metavar="FILE", help="Start with the cookies of this jar (tough-cookie JSON)."
+)
+@click.option("--export-cookie-jar", metavar="FILE", help="Write the final cookie jar here.")
+@click.option(
+    "--export-collection", metavar="FILE", help="Write the collection, final variables included."
 )
 @click.option("--color", default="auto", metavar="on|off|auto", help="Coloured output.")
 @click.option("--no-color", is_flag=True, help="Same as --color off.")

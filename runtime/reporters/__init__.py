@@ -1,4 +1,4 @@
-"""Reporters: newman's cli, json and junit reports of a run, chosen by name.
+"""Reporters: newman's cli, json, junit and html reports of a run, chosen by name.
 
 listeners = build_reporters(["cli", "json"], json_path=None, junit_path=None,
                             stream=sys.stdout, color=True, verbose=False,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -17,25 +18,38 @@ from pmrunner.errors import InputError
 from runtime.events import RunListener
 from runtime.model import Collection
 from runtime.reporters.cli import CliReporter
+from runtime.reporters.html import HtmlReporter, render_html
 from runtime.reporters.json_report import JsonReporter, build_report
 from runtime.reporters.junit import JunitReporter, render_junit
 from runtime.results import utc_now
 
-REPORTER_NAMES = ("cli", "json", "junit")
+REPORTER_NAMES = ("cli", "json", "junit", "html")
 DEFAULT_REPORT_FOLDER = "newman"  # where newman puts reports; pipelines look there
 
 __all__ = [
     "DEFAULT_REPORT_FOLDER",
     "REPORTER_NAMES",
     "CliReporter",
+    "CliSections",
+    "HtmlReporter",
     "JsonReporter",
     "JunitReporter",
     "build_report",
     "build_reporters",
     "default_report_path",
     "parse_reporter_names",
+    "render_html",
     "render_junit",
 ]
+
+
+@dataclass(frozen=True)
+class CliSections:
+    """The parts of the cli report to print (newman's ``--reporter-cli-no-*`` options)."""
+
+    banner: bool = True
+    summary: bool = True
+    failures: bool = True
 
 
 def parse_reporter_names(names: Iterable[str]) -> list[str]:
@@ -72,7 +86,7 @@ def default_report_path(
 
     Parameters:
         collection_name: the collection's name (made safe for a file name).
-        extension: "json" or "xml".
+        extension: "json", "xml" or "html".
         folder: where to put it instead of ``./newman``.
         now: the time to stamp (for tests); the current UTC time otherwise.
     """
@@ -108,6 +122,8 @@ def build_reporters(
     collection: Collection | None = None,
     unicode: bool | None = None,
     secrets: Iterable[str] = (),
+    html_path: Path | str | None = None,
+    cli_sections: CliSections | None = None,
 ) -> list[RunListener]:
     """The reporters named, ready to be given to the runner (through ``Listeners``).
 
@@ -122,14 +138,26 @@ def build_reporters(
         collection: the collection that runs, included in the JSON report.
         unicode: False draws the cli report with ASCII; None decides from ``stream``.
         secrets: values every reporter masks, besides the run's secret variables.
+        html_path: the HTML report's path, likewise.
+        cli_sections: which parts the cli reporter prints (all by default).
     """
+    sections = cli_sections or CliSections()
     now = utc_now()
     secrets = frozenset(secrets)  # each reporter reads it; a generator would serve only one
     reporters: list[RunListener] = []
     for name in parse_reporter_names(names):
         if name == "cli":
             reporters.append(
-                CliReporter(stream, color=color, verbose=verbose, unicode=unicode, secrets=secrets)
+                CliReporter(
+                    stream,
+                    color=color,
+                    verbose=verbose,
+                    unicode=unicode,
+                    secrets=secrets,
+                    banner=sections.banner,
+                    summary=sections.summary,
+                    failures=sections.failures,
+                )
             )
         elif name == "json":
             path = report_path(json_path, collection_name, "json", now)
@@ -137,4 +165,7 @@ def build_reporters(
         elif name == "junit":
             path = report_path(junit_path, collection_name, "xml", now)
             reporters.append(JunitReporter(path, secrets=secrets))
+        elif name == "html":
+            path = report_path(html_path, collection_name, "html", now)
+            reporters.append(HtmlReporter(path, secrets=secrets))
     return reporters

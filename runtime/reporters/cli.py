@@ -28,6 +28,7 @@ from runtime.reporters.json_report import (
     LocatedFailure,
     item_title,
     located_failures,
+    newman_response_size,
     response_timings,
     run_duration_ms,
     total_received,
@@ -183,6 +184,9 @@ class CliReporter(NullListener):
         unicode: draw with Unicode symbols; None decides from the stream's encoding.
         secrets: values to mask from the start (secret variables of the input files);
             the run's secret variables are added as it goes.
+        banner: print the "pmrunner" banner first (newman's --reporter-cli-no-banner).
+        summary: print the summary table (--reporter-cli-no-summary).
+        failures: print the failure table at the end (--reporter-cli-no-failures).
     """
 
     def __init__(
@@ -192,8 +196,15 @@ class CliReporter(NullListener):
         verbose: bool = False,
         unicode: bool | None = None,
         secrets: Iterable[str] = (),
+        *,
+        banner: bool = True,
+        summary: bool = True,
+        failures: bool = True,
     ) -> None:
         self.stream = stream
+        self.banner = banner
+        self.summary = summary
+        self.failures = failures
         self.color = color
         self.verbose = verbose
         use_unicode = symbols_for(stream) is UNICODE if unicode is None else unicode
@@ -221,8 +232,9 @@ class CliReporter(NullListener):
 
     def run_started(self, run: Run) -> None:
         self._refresh_secrets(run)
-        self._print("pmrunner")
-        self._print()
+        if self.banner:
+            self._print("pmrunner")
+            self._print()
         self._print(run.collection_name, bold=True)
 
     def iteration_started(self, run: Run, iteration: int) -> None:
@@ -278,7 +290,7 @@ class CliReporter(NullListener):
         detail = ", ".join(
             (
                 f"{response.code} {response.status}".strip(),
-                format_bytes(response.size),
+                format_bytes(newman_response_size(response)),
                 format_ms(response.response_time_ms),
             )
         )
@@ -334,13 +346,14 @@ class CliReporter(NullListener):
             if failure.execution is None:
                 self._print()
                 self._print(f"  {failure.name} in {failure.at}: {failure.message}", fg="red")
-        self._print()
-        for line in summary_table(run, self.symbols):
-            self._print(line)
+        if self.summary:
+            self._print()
+            for line in summary_table(run, self.symbols):
+                self._print(line)
         if run.bailed:
             self._print()
             self._print("  the run stopped early (--bail)", fg="yellow")
-        if failures:
+        if failures and self.failures:
             self._print()
             heading, *rows = failure_table(failures)
             self._print(heading, bold=True)

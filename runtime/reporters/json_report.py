@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import parse_qsl, urlsplit
@@ -124,6 +125,28 @@ def response_timings(run: Run) -> JSON:
 def total_received(run: Run) -> int:
     """Bytes of response bodies received in the run."""
     return sum(response.size for response in sent_responses(run))
+
+
+def newman_response_size(response: ResponseRecord) -> int:
+    """The response's size as newman prints it: body plus status line and headers.
+
+    postman-collection's ``Response.size().total``: the body's bytes on the
+    wire (its Content-Length when the server sent one, else the body read),
+    plus ``HTTP/X.X <code> <reason>\\r\\n\\r\\n`` and ``<name>: <value>\\r\\n``
+    for each header.
+    """
+    length = next((v for k, v in response.headers if k.lower() == "content-length"), "")
+    body = int(length) if length.strip().isdigit() else response.size
+    reason = response.status or _reason(response.code)
+    status_line = len(f"HTTP/X.X {response.code} {reason}\r\n\r\n")
+    return body + status_line + sum(len(f"{k}: {v}\r\n") for k, v in response.headers)
+
+
+def _reason(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
 
 
 def epoch_ms(moment: datetime | None) -> int | None:

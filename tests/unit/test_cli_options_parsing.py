@@ -130,7 +130,7 @@ def test_no_color_wins_over_color() -> None:
         (["--delay-request", "-5"], "--delay-request must be a whole number of at least 0"),
         (["--timeout-request", "1.5"], "--timeout-request must be a whole number"),
         (["--color", "purple"], "--color must be one of on, off, auto, not 'purple'"),
-        (["-r", "cli,html"], "--reporters: unknown reporter 'html'"),
+        (["-r", "cli,htmlextra"], "--reporters: unknown reporter 'htmlextra'"),
         (["--bail=always"], "--bail accepts folder and failure, not 'always'"),
         (["--ssl-client-cert", "missing.pem"], "--ssl-client-cert: no such file 'missing.pem'"),
         (["--working-dir", "no/such/dir"], "--working-dir: no such folder 'no/such/dir'"),

@@ -31,11 +31,12 @@ def test_cli_prints_requests_assertions_and_errors_as_they_run() -> None:
     lines = cli_output(sample_run()).splitlines()
     assert lines[:3] == ["pmrunner", "", "Demo API"]
     assert "→ List users" in lines
-    assert f"  GET {BASE}/users [200 OK, 1.2kB, 10ms]" in lines
+    # newman counts the status line and headers too: 1200 + 19 + 32 + 21 bytes.
+    assert f"  GET {BASE}/users [200 OK, 1.3kB, 10ms]" in lines
     assert "  ✓  status is 200" in lines
     folder = lines.index("❏ Users")
     assert lines[folder + 1] == "↳ Create user"
-    assert lines[folder + 2] == f"  GET {BASE}/users [404 Not Found, 34B, 30ms]"
+    assert lines[folder + 2] == f"  GET {BASE}/users [404 Not Found, 113B, 30ms]"
     assert "  1. status is 201" in lines
     assert "  -  later (skipped)" in lines
     assert "  GET http://127.0.0.1:9/down [errored]" in lines

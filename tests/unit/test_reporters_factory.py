@@ -24,8 +24,8 @@ from tests.unit.reporting_helpers import replay, sample_run
 
 def test_parse_reporter_names_splits_dedupes_and_rejects_unknown() -> None:
     assert parse_reporter_names(["cli,json", " junit ", "json"]) == ["cli", "json", "junit"]
-    with pytest.raises(InputError, match="unknown reporter 'html'"):
-        parse_reporter_names(["cli,html"])
+    with pytest.raises(InputError, match="unknown reporter 'htmlextra'"):
+        parse_reporter_names(["cli,htmlextra"])
     with pytest.raises(InputError, match="no reporter"):
         parse_reporter_names([","])
 
