@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pmrunner.errors import CollectionFormatError, DataFileError, InputError
+from pmrunner.structured_input import MAX_NESTING_DEPTH, nesting_depth
 from runtime.collection_upgrade import convert_v1, is_v1_collection, normalise_v20
 from runtime.csv_data import parse_csv_rows
 from runtime.model import JSON, Collection, parse_collection
@@ -30,7 +31,6 @@ __all__ = [
     "load_environment",
     "load_globals",
     "load_iteration_data",
-    "nesting_depth",
     "parse_key_value",
     "read_json",
     "row_for_iteration",
@@ -80,9 +80,6 @@ def _read_text(path: Path, error: type[InputError], latin1_fallback: bool = Fals
     return _decode(_read_bytes(path, error), path, error, latin1_fallback)
 
 
-# Deeper JSON is refused: Postman's own files stay far below it, and the code that walks
-# a collection (copies, folders within folders) must not run out of stack.
-MAX_JSON_DEPTH = 256
 # Integers longer than this become floats, as JavaScript reads them; Python would refuse
 # to convert them (its guard against quadratic conversion time).
 _MAX_INT_DIGITS = 4300
@@ -102,41 +99,12 @@ def _parse_json(text: str, label: str, error: type[InputError]) -> Any:
             f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except RecursionError:
-        raise error(f"{label}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise error(f"{label}: JSON nested deeper than {MAX_NESTING_DEPTH} levels") from None
     except ValueError as exc:
         raise error(f"{label}: invalid JSON: {exc}") from None
-    if nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise error(f"{label}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if nesting_depth(data, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH:
+        raise error(f"{label}: JSON nested deeper than {MAX_NESTING_DEPTH} levels")
     return data
-
-
-def nesting_depth(value: Any, limit: int) -> int:
-    """How deeply lists and dicts nest in ``value`` (a scalar: 0), up to ``limit + 1``.
-
-    Iterative, so that a value too deep for recursion can be measured; a value
-    shared in several places (YAML aliases) is measured once, and a value that
-    contains itself counts as too deep.
-    """
-    depths: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(value, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if not isinstance(node, dict | list):
-            continue
-        key, children = id(node), list(node.values() if isinstance(node, dict) else node)
-        if children_done:
-            on_path.discard(key)
-            depths[key] = 1 + max((depths.get(id(child), 0) for child in children), default=0)
-            if depths[key] > limit:
-                return depths[key]
-        elif key in on_path:
-            return limit + 1  # it contains itself
-        elif key not in depths:
-            on_path.add(key)
-            stack.append((node, True))
-            stack.extend((child, False) for child in children)
-    return depths.get(id(value), 0)
 
 
 def read_json(path: Path | str, *, error: type[InputError] = DataFileError) -> Any:

@@ -64,12 +64,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pmrunner.errors import CollectionFormatError, ConfigurationError, InputError
+from pmrunner.structured_input import read_yaml
 from runtime.collection_upgrade import convert_v1, is_v1_collection
 from runtime.loading import VariableFile, load_collection, load_environment, read_json
 from scheduler.monitors import Monitor, MonitorOptions
 from scheduler.schedule import Schedule, load_timezone, parse_interval
 from scheduler.secrets import SecretOverrides
-from scheduler.yaml_input import read_yaml
 
 __all__ = ["LocalMonitorSource", "read_monitors_file"]
 

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from pmrunner.errors import ConfigurationError
+from pmrunner.structured_input import read_yaml
 from runtime.loading import VariableFile
-from scheduler.yaml_input import read_yaml
 
 __all__ = ["ENV_PREFIX", "EVERY_MONITOR", "SecretOverrides"]
 

@@ -14,9 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pmrunner.errors import ConfigurationError
+from pmrunner.structured_input import read_yaml
 from runtime.egress import EgressPolicy, configured_policy, network_sections
 from runtime.egress_transport import egress_session
 from runtime.options import RunOptions
@@ -85,10 +83,7 @@ def egress_sections(path: Path | None) -> JSON:
     """
     if path is None:
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigurationError(f"{path}: cannot read networks file: {error}") from error
+    data = read_yaml(path, unique_keys=False) or {}
     return network_sections(data if isinstance(data, dict) else {})
 
 

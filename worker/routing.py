@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pmrunner.errors import ConfigurationError
+from pmrunner.structured_input import read_yaml
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -71,12 +70,7 @@ class NetworkMap:
         """Read a networks file; no file means every request goes to ``default``."""
         if path is None:
             return cls(default=default, names=frozenset({default}))
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as error:
-            raise ConfigurationError(f"{path}: cannot read networks file: {error}") from error
-        except yaml.YAMLError as error:
-            raise ConfigurationError(f"{path}: not valid YAML: {error}") from error
+        data = read_yaml(path, unique_keys=False) or {}
         return cls.from_dict(data, source=str(path), default=default)
 
     @classmethod

@@ -1,5 +1,5 @@
-"""Property-based tests: a monitors.yaml of any content is read or refused in one line,
-and a bad edit keeps the last good monitors."""
+"""Property-based tests: a monitors.yaml or networks file of any content is read or
+refused in one line, and a bad edit of monitors.yaml keeps the last good monitors."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given
 
 from scheduler.local_source import LocalMonitorSource, read_monitors_file
+from tasks.egress import egress_sections
 from tests.fuzz.checks import FUZZ, file_read_or_refused
 from tests.fuzz.strategies import json_values, yaml_documents
+from worker.routing import NetworkMap
 
 GOOD = "monitors:\n  - {name: Orders, collection: c.json, schedule: {every: 5m}}\n"
 
@@ -31,6 +33,12 @@ def folder() -> Iterator[Path]:
 @given(content=yaml_documents(json_values()))
 def test_monitors_file(folder: Path, content: bytes) -> None:
     file_read_or_refused(folder, "monitors.yaml", content, read_monitors_file)
+
+
+@FUZZ
+@given(content=yaml_documents(json_values()))
+def test_networks_file(folder: Path, content: bytes) -> None:
+    file_read_or_refused(folder, "networks.yaml", content, NetworkMap.load, egress_sections)
 
 
 @FUZZ

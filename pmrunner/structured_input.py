@@ -1,6 +1,12 @@
-"""Reading the YAML files of the configuration (monitors, secrets) safely.
+"""Structured input read safely: a bound on nesting, and YAML configuration files.
 
-Safe construction only (no Python objects); every problem, integers too long
+``nesting_depth`` measures JSON or YAML data without recursion;
+``MAX_NESTING_DEPTH`` bounds every file pmrunner reads (collections,
+environments, data, monitors, secrets, networks), so that code walking the
+data never runs out of stack. Postman's own files stay far below it.
+
+``read_yaml`` reads a configuration file (monitors, secrets, networks) with
+safe construction only (no Python objects); every problem, integers too long
 to convert and nesting too deep or circular (aliases) included, becomes one
 ``ConfigurationError`` line naming the file.
 """
@@ -13,9 +19,39 @@ from typing import Any
 import yaml
 
 from pmrunner.errors import ConfigurationError
-from runtime.loading import MAX_JSON_DEPTH, nesting_depth
 
-__all__ = ["read_yaml"]
+__all__ = ["MAX_NESTING_DEPTH", "nesting_depth", "read_yaml"]
+
+MAX_NESTING_DEPTH = 256
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply lists and dicts nest in ``value`` (a scalar: 0), up to ``limit + 1``.
+
+    Iterative, so that a value too deep for recursion can be measured; a value
+    shared in several places (YAML aliases) is measured once, and a value that
+    contains itself counts as too deep.
+    """
+    depths: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key, children = id(node), list(node.values() if isinstance(node, dict) else node)
+        if children_done:
+            on_path.discard(key)
+            depths[key] = 1 + max((depths.get(id(child), 0) for child in children), default=0)
+            if depths[key] > limit:
+                return depths[key]
+        elif key in on_path:
+            return limit + 1  # it contains itself
+        elif key not in depths:
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+    return depths.get(id(value), 0)
 
 
 # libyaml's parser when it is there: fast, and it limits nesting itself.
@@ -61,7 +97,7 @@ def read_yaml(path: Path, *, unique_keys: bool = True, what: str = "YAML") -> An
 
     Raises:
         ConfigurationError: naming the file: missing, unreadable, not UTF-8,
-            not valid YAML, or nested deeper than ``MAX_JSON_DEPTH``.
+            not valid YAML, or nested deeper than ``MAX_NESTING_DEPTH``.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -77,12 +113,12 @@ def read_yaml(path: Path, *, unique_keys: bool = True, what: str = "YAML") -> An
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path}: not valid {what}: {_one_line(exc)}") from None
     except RecursionError:
-        raise ConfigurationError(f"{path}: nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise ConfigurationError(f"{path}: nested deeper than {MAX_NESTING_DEPTH} levels") from None
     except ValueError as exc:  # an integer too long to convert
         raise ConfigurationError(f"{path}: not valid {what}: {_one_line(exc)}") from None
-    if nesting_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+    if nesting_depth(data, MAX_NESTING_DEPTH) > MAX_NESTING_DEPTH:
         raise ConfigurationError(
-            f"{path}: nested deeper than {MAX_JSON_DEPTH} levels, or an alias contains itself"
+            f"{path}: nested deeper than {MAX_NESTING_DEPTH} levels, or an alias contains itself"
         )
     return data
 
