@@ -18,6 +18,7 @@ from pmrunner.cli.api import api_command
 from pmrunner.cli.demo import demo_api_command
 from pmrunner.cli.distributed import execute_distributed, replay
 from pmrunner.cli.exports import exported_variable, variable_export, write_exports, write_json
+from pmrunner.cli.health import health_command
 from pmrunner.cli.inputs import (
     POSTMAN_API_URL_ENV,
     POSTMAN_UID,
@@ -71,6 +72,7 @@ __all__ = [
     "existing_folder",
     "exported_variable",
     "fetch_json_url",
+    "health_command",
     "input_secrets",
     "key_value_pairs",
     "load_inputs",
@@ -108,6 +110,7 @@ pmrunner.add_command(runner_group)
 pmrunner.add_command(api_command)
 pmrunner.add_command(up_command)
 pmrunner.add_command(demo_api_command)
+pmrunner.add_command(health_command)
 
 
 def main() -> None:
