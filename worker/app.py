@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         worker_pool="threads",
         worker_concurrency=32,
         worker_hijack_root_logger=False,
+        worker_consumer="worker.consumer:ReconnectingConsumer",
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,  # a worker outlives any Redis outage
         broker_transport_options={"visibility_timeout": settings.visibility_timeout},

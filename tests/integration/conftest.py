@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -104,11 +105,13 @@ class WorkerProcess:
         env = {**os.environ, **settings.to_env(), **(extra_env or {})}
         argv = worker_command(queues, concurrency=concurrency, name=f"{name}@%h")
         self.name = name
+        # A file, not a pipe: a worker that logs much (a Redis outage) never blocks on it.
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process)
         self.process = subprocess.Popen(
             [*(prefix or []), *argv],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=self.output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -117,8 +120,8 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise RuntimeError(f"worker {self.name} exited: {output}")
+                self.output.seek(0)
+                raise RuntimeError(f"worker {self.name} exited: {self.output.read().decode()}")
             replies = app.control.ping(timeout=0.5) or []
             if any(self.name in next(iter(reply)) for reply in replies):
                 return
@@ -136,6 +139,7 @@ class WorkerProcess:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self.output.close()
 
 
 def wait_until(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:

@@ -1,0 +1,238 @@
+"""A fault rig for tests and the fault benchmark: a target that logs what it really
+received, a private Redis that can be stopped, collections whose every request
+names its run, and checks that a report tells the truth about each request.
+
+The target answers ``/r/<run tag>/<item>?ms=N`` after N milliseconds with 200
+and logs (method, path, time) when the request arrives, before it answers, so
+a request whose worker dies mid-flight is still seen as received.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+
+JSON = dict[str, Any]
+SAFE = {"GET", "HEAD", "OPTIONS", "TRACE"}
+
+
+class RecordingTarget(ThreadingHTTPServer):
+    """A loopback HTTP server that logs every request it receives."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        super().__init__((host, 0), _RecordingHandler)
+        self.log: list[tuple[str, str, float]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> RecordingTarget:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def received(self, tag: str) -> Counter[tuple[str, str]]:
+        """How often each (method, item) of run ``tag`` arrived."""
+        with self.lock:
+            return Counter(
+                (method, path.split("/")[3]) for method, path, _ in self.log if f"/r/{tag}/" in path
+            )
+
+    def last_seen(self, tag: str) -> float:
+        """When the last request of run ``tag`` arrived (``time.time()``)."""
+        with self.lock:
+            return max((at for _, path, at in self.log if f"/r/{tag}/" in path), default=0.0)
+
+
+class _RecordingHandler(BaseHTTPRequestHandler):
+    server: RecordingTarget
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        with self.server.lock:
+            self.server.log.append((self.command, urlsplit(self.path).path, time.time()))
+        delay = int((parse_qs(urlsplit(self.path).query).get("ms") or ["0"])[0])
+        time.sleep(delay / 1000)
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+
+# (name, method, delay in ms): safe and unsafe requests, long enough to be killed mid-flight.
+FAULT_ITEMS = [
+    ("get-a", "GET", 400),
+    ("post-b", "POST", 900),
+    ("get-c", "GET", 1200),
+    ("put-d", "PUT", 700),
+    ("delete-e", "DELETE", 500),
+    ("get-f", "GET", 300),
+]
+
+
+def fault_collection(name: str = "faults", extra_ms: int = 0) -> JSON:
+    """A collection of FAULT_ITEMS against ``{{baseUrl}}``, each testing its 200.
+
+    ``extra_ms`` makes every request that much slower (to span an outage).
+    """
+    items = []
+    for item_name, method, base_delay in FAULT_ITEMS:
+        delay = base_delay + extra_ms
+        items.append(
+            {
+                "name": item_name,
+                "request": {
+                    "method": method,
+                    "url": f"{{{{baseUrl}}}}/r/{{{{tag}}}}/{item_name}?ms={delay}",
+                },
+                "event": [
+                    {
+                        "listen": "test",
+                        "script": {
+                            "exec": ['pm.test("ok", () => pm.response.to.have.status(200));']
+                        },
+                    }
+                ],
+            }
+        )
+    return {
+        "info": {
+            "name": name,
+            "_postman_id": str(uuid.uuid4()),
+            "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
+        },
+        "item": items,
+    }
+
+
+def fault_environment(base_url: str, tag: str) -> JSON:
+    return {
+        "id": str(uuid.uuid4()),
+        "name": "faults",
+        "values": [
+            {"key": "baseUrl", "value": base_url, "enabled": True},
+            {"key": "tag", "value": tag, "enabled": True},
+            {"key": "password", "value": f"s3cret-{tag}", "type": "secret", "enabled": True},
+        ],
+    }
+
+
+@dataclass
+class Verdict:
+    """What a report said against what the target saw, for one run."""
+
+    problems: list[str] = field(default_factory=list)
+    duplicates: int = 0  # requests the target received more than once
+    unknown: int = 0  # steps reported "outcome unknown"
+    retried: int = 0  # safe requests sent again, flagged
+
+
+def judge(report: JSON, seen: Counter[tuple[str, str]]) -> Verdict:
+    """Check every execution of ``report`` against what the target received."""
+    verdict = Verdict()
+    methods = {name: method for name, method, _ in FAULT_ITEMS}
+    for execution in report["run"]["executions"]:
+        name = execution["item_name"]
+        method = methods[name]
+        count = seen[(method, name)]
+        errors = [f"{e['name']}: {e['message']}" for e in execution["errors"]]
+        verdict.duplicates += max(count - 1, 0)
+        if method not in SAFE and count > 1:
+            verdict.problems.append(f"{name}: unsafe {method} received {count} times")
+        if any(e.startswith("OutcomeUnknown") for e in errors):
+            verdict.unknown += 1  # truthful whether or not the request reached the target
+            continue
+        if any(e.startswith("RunIncomplete") for e in errors):
+            if count:
+                verdict.problems.append(f"{name}: reported not run, but received: {errors}")
+            if "not run: step" not in errors[0]:
+                verdict.problems.append(f"{name}: lost without a reason: {errors}")
+            continue
+        passed = [a["passed"] for a in execution["assertions"]]
+        if errors or passed != [True] or count == 0:
+            verdict.problems.append(f"{name}: {errors} {passed}, received {count} times")
+        if count > 1:
+            verdict.retried += 1
+            if execution.get("attempt", 1) < 2 or not execution.get("console"):
+                verdict.problems.append(f"{name}: sent {count} times, not flagged as a retry")
+    return verdict
+
+
+def run_keys_without_expiry(client: redis.Redis, prefix: str) -> list[str]:
+    """Keys of runs (``<prefix>run:*``) and of workers that would never expire."""
+    found = []
+    for pattern in (f"{prefix}run:*", f"{prefix}worker:*", f"{prefix}outbox:*"):
+        for key in client.scan_iter(pattern):
+            if client.ttl(key) == -1:
+                found.append(key.decode())
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of its own on a free port, persisted (AOF), that can be stopped."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
+        argv += ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("the private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None

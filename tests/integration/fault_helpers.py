@@ -1,0 +1,51 @@
+"""Shared pieces of the fault tests: default settings on a test's own prefix, workers, runs."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import redis
+from celery import Celery
+
+from runtime.loading import VariableFile
+from tasks.context import Services
+from tasks.dispatch import RunRequest, start_run
+from tests.fault_rig import fault_collection, fault_environment
+from worker.settings import Settings
+
+
+def default_settings(redis_url: str, data_dir: Path, **extra: object) -> Settings:
+    """DEFAULT settings (deadline, lapse, intervals) on a key prefix and queues of its own."""
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        redis_url=redis_url,
+        key_prefix=f"pmrtest:{tag}:",
+        default_network=f"d{tag}",
+        data_dir=data_dir,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def start_fault_run(app: Celery, base_url: str) -> tuple[str, str]:
+    """Start a run of the fault collection; return its run id and its tag at the target."""
+    tag = uuid.uuid4().hex[:10]
+    raw = fault_environment(base_url, tag)
+    environment = VariableFile(raw["name"], raw["id"], raw["values"])
+    return start_run(app, RunRequest(fault_collection(), environment)), tag
+
+
+def wait_stored(services: Services, run_id: str, timeout: float) -> float | None:
+    """Poll the store (without finalizing anything) until the run's report is there; when."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if services.store.get(run_id) is not None:
+            return time.time()
+        time.sleep(0.1)
+    return None
+
+
+def drop_prefix(client: redis.Redis, prefix: str) -> None:
+    for key in client.scan_iter(f"{prefix}*"):
+        client.delete(key)
