@@ -47,6 +47,7 @@ def compare(newman: str, record: bool) -> int:
     """Compare every collection of the manifest; returns how many differ."""
     pmrunner = pmrunner_command()
     differing = 0
+    width = max(map(len, MANIFEST)) + 1
     with serve() as base_url, tempfile.TemporaryDirectory() as scratch:
         for name in MANIFEST:
             args = run_arguments(name, base_url)
@@ -54,7 +55,7 @@ def compare(newman: str, record: bool) -> int:
             ours = outcomes(run_json(pmrunner, args, Path(scratch, f"{name}-p.json"), "pmrunner"))
             same = theirs == ours
             differing += not same
-            print(f"{name:12} {'equal' if same else 'DIFFERENT'}")
+            print(f"{name:{width}} {'equal' if same else 'DIFFERENT'}")
             if not same:
                 print("  newman:  ", json.dumps(theirs))
                 print("  pmrunner:", json.dumps(ours))

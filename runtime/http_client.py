@@ -88,6 +88,7 @@ class _Behavior:
     follow_authorization: bool = False
     remove_referer: bool = False
     verify: bool = True
+    cookies: bool = True  # disableCookies: the jar neither sends nor stores
 
     @classmethod
     def of(cls, behavior: Mapping[str, Any], options: RunOptions) -> _Behavior:
@@ -104,6 +105,7 @@ class _Behavior:
             follow_authorization=bool(behavior.get("followAuthorizationHeader", False)),
             remove_referer=bool(behavior.get("removeRefererHeaderOnRedirect", False)),
             verify=options.tls.verify if strict is None else bool(strict),
+            cookies=not behavior.get("disableCookies"),
         )
 
 
@@ -157,7 +159,7 @@ class HttpClient:
             request: the built request; the signer may change it.
             behavior: protocolProfileBehavior: followRedirects, maxRedirects,
                 followOriginalHttpMethod, followAuthorizationHeader,
-                removeRefererHeaderOnRedirect, strictSSL.
+                removeRefererHeaderOnRedirect, strictSSL, disableCookies.
             signer: signs the request first; when it answers a challenge
                 (digest) the request is sent once more.
 
@@ -218,7 +220,7 @@ class HttpClient:
         history: list[HttpResponse] = []
         started = time.perf_counter()
         while True:
-            response = self._send_hop(hop, settings.verify, deadline)
+            response = self._send_hop(hop, settings, deadline)
             location = response.header("Location")
             if not (settings.follow_redirects and response.code in REDIRECT_CODES and location):
                 break
@@ -246,8 +248,10 @@ class HttpClient:
             proxies = self._proxy_cache[origin] = dict(get_environ_proxies(url))
         return proxies
 
-    def _send_hop(self, hop: OutgoingRequest, verify: bool, deadline: _Deadline) -> HttpResponse:
-        prepared = self._prepare(hop)
+    def _send_hop(
+        self, hop: OutgoingRequest, settings: _Behavior, deadline: _Deadline
+    ) -> HttpResponse:
+        prepared = self._prepare(hop, settings.cookies)
         url = str(prepared.url)
         started = time.perf_counter()
         sent: requests.Response | None = None
@@ -257,11 +261,12 @@ class HttpClient:
                     prepared,
                     stream=True,
                     timeout=deadline.remaining(),
-                    verify=verify,
+                    verify=settings.verify,
                     proxies=self._proxies_for(url),
                 )
             sent_headers = sent_headers_of(sent)  # before the body: reading frees the connection
-            extract_cookies_to_jar(self._session.cookies, prepared, sent.raw)  # type: ignore[no-untyped-call]
+            if settings.cookies:
+                extract_cookies_to_jar(self._session.cookies, prepared, sent.raw)  # type: ignore[no-untyped-call]
             headers = _response_headers(sent.raw)
             _refuse_declared_size(headers, self._options.max_response_bytes)
             body, raw_size = read_body(
@@ -288,7 +293,7 @@ class HttpClient:
             sent_headers=sent_headers,
         )
 
-    def _prepare(self, hop: OutgoingRequest) -> requests.PreparedRequest:
+    def _prepare(self, hop: OutgoingRequest, cookies: bool) -> requests.PreparedRequest:
         prepared = requests.PreparedRequest()
         prepared.method = hop.method
         # The builder already encoded the URL as Postman does; requests must not re-quote it.
@@ -303,7 +308,8 @@ class HttpClient:
                 wire[name] = SKIP_HEADER
         if hop.body is not None and "Content-Length" in wire:
             wire["Content-Length"] = str(len(hop.body))  # a signer may have changed the body
-        self._add_cookies(prepared, wire)
+        if cookies:
+            self._add_cookies(prepared, wire)
         return prepared
 
     def _add_cookies(

@@ -223,6 +223,12 @@ def _join_url_object(url: Mapping[str, Any], resolve: Resolver) -> str:
     protocol = url.get("protocol")
     if isinstance(protocol, str) and protocol:
         text += resolve(protocol).rstrip(":") + "://"
+    auth = url.get("auth")
+    if isinstance(auth, Mapping) and (auth.get("user") or auth.get("password")):
+        text += resolve(str(auth.get("user") or ""))
+        if auth.get("password") is not None:
+            text += ":" + resolve(str(auth["password"]))
+        text += "@"
     text += resolve(_join(url.get("host"), "."))
     if url.get("port") not in (None, ""):
         text += ":" + resolve(str(url["port"]))

@@ -6,12 +6,18 @@ A request depends on an earlier one when:
 
 - the earlier one's scripts write a variable the later one reads (in its
   URL, headers, body, auth or scripts), or both write the same variable;
+- both share cookies: every response, GETs and redirects included, may
+  set cookies that a later request to the same cookie scope sends (or its
+  scripts read); only ``disableCookies`` takes a request out of the jar;
 - the earlier one is not a safe method (anything but GET, HEAD, OPTIONS) and
-  both go to the same host: server state and cookies a login or a create
-  leaves behind are what the later request expects;
+  both go to the same host: server state a login or a create leaves behind
+  is what the later request expects;
 - a script's reads or writes cannot be told statically (a computed variable
-  name, ``replaceIn``, ``toObject``, the cookie jar): then it depends on, or
-  is depended on by, everything it could touch.
+  name, ``replaceIn``, ``toObject``, ``pm.cookies.jar()``, ``pm.sendRequest``,
+  a host its pre-request script sets): then it depends on, or is depended
+  on by, everything it could touch.
+
+``scheduler.footprints`` says what each request touches.
 
 If any script calls ``setNextRequest``, the whole run is one dynamic
 sequence that follows the scripts, as Postman does. Dependent requests form
@@ -25,35 +31,14 @@ parallel.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from runtime.model import Item
+from scheduler.footprints import ANY, Footprint, footprint, overlap, script_code, variable_writes
 
-ANY = "*"  # stands for "any variable" when a script's reads or writes cannot be told
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_TEMPLATE = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
-_SCOPE = (
-    r"(?:pm\.(?:environment|globals|collectionVariables|variables|iterationData)"
-    r"|environment|globals)"
-)
-_LITERAL = r"""\(\s*(['"`])([^'"`]+)\1"""
-_WRITE_LITERAL = re.compile(_SCOPE + r"\.(?:set|unset)" + _LITERAL)
-_WRITE_ANY = re.compile(
-    _SCOPE + r"\.(?:set|unset|clear)\s*\(|postman\.(?:set|clear)\w*Variable|pm\.cookies\.jar\s*\("
-)
-_LEGACY_WRITE = re.compile(r"postman\.(?:set|clear)(?:Environment|Global)Variable" + _LITERAL)
-_READ_LITERAL = re.compile(_SCOPE + r"\.(?:get|has)" + _LITERAL)
-_READ_ANY = re.compile(
-    _SCOPE + r"\.(?:get|has)\s*\((?!\s*['\"`][^'\"`]+['\"`]\s*\))"
-    r"|\.(?:replaceIn|toObject|toJSON)\s*\("
-    r"|\b(?:environment|globals|data)\s*[.\[]"
-    r"|postman\.get\w*Variable"
-    r"|pm\.cookies"
-)
+__all__ = ["ANY", "Branch", "Plan", "StepRef", "depends", "plan_run", "uses_flow_control"]
 _FLOW = re.compile(r"setNextRequest\s*\(")
 
 
@@ -107,60 +92,17 @@ class Plan:
         return cls(branches, int(data["iterations"]))  # type: ignore[call-overload]
 
 
-@dataclass
-class _Footprint:
-    """What one item touches, as far as can be told statically."""
+def depends(earlier: Footprint, later: Footprint) -> bool:
+    """Whether ``later`` must run after ``earlier``.
 
-    reads: set[str]
-    writes: set[str]
-    host: str | None  # None: unknown (still a template)
-    safe: bool
-
-    @property
-    def stateful(self) -> bool:
-        return bool(self.writes) or not self.safe
-
-
-def footprint(item: Item, resolve: Callable[[str], str]) -> _Footprint:
-    """Reads, writes, host and method safety of one item (scripts of its folders included)."""
-    sources = [s.source for kind in ("prerequest", "test") for s in item.script_chain(kind)]
-    code = "\n".join(sources)
-    request_text = json.dumps([item.request, *(node.auth for node in item.parents if node.auth)])
-    reads = {name.strip() for name in _TEMPLATE.findall(request_text + code)}
-    reads |= {match[1] for match in _READ_LITERAL.findall(code)}
-    if _READ_ANY.search(code):
-        reads.add(ANY)
-    writes = {match[1] for match in _WRITE_LITERAL.findall(code)}
-    writes |= {match[1] for match in _LEGACY_WRITE.findall(code)}
-    literal_writes = len(_WRITE_LITERAL.findall(code)) + len(_LEGACY_WRITE.findall(code))
-    if len(_WRITE_ANY.findall(code)) > literal_writes:
-        writes.add(ANY)
-    method = str(item.request.get("method") or "GET").upper()
-    return _Footprint(reads, writes, _host(item, resolve), method in SAFE_METHODS)
-
-
-def _host(item: Item, resolve: Callable[[str], str]) -> str | None:
-    url = item.request.get("url")
-    raw = url.get("raw") if isinstance(url, dict) else url
-    if not isinstance(raw, str):
-        return None
-    text = resolve(raw)
-    if "{{" in text:
-        return None
-    if "://" not in text:
-        text = "http://" + text
-    return (urlsplit(text).hostname or "").lower() or None
-
-
-def _overlap(a: set[str], b: set[str]) -> bool:
-    if not a or not b:
-        return False
-    return ANY in a or ANY in b or bool(a & b)
-
-
-def depends(earlier: _Footprint, later: _Footprint) -> bool:
-    """Whether ``later`` must run after ``earlier``."""
-    if _overlap(earlier.writes, later.reads) or _overlap(earlier.writes, later.writes):
+    It must when ``earlier`` writes a variable ``later`` reads or writes, when
+    ``earlier`` may write cookies ``later`` reads or writes (every request
+    reads and writes its host's cookie scope), and when ``earlier`` changes
+    the server (not a safe method) of ``later``'s host.
+    """
+    if overlap(earlier.writes, later.reads) or overlap(earlier.writes, later.writes):
+        return True
+    if overlap(earlier.cookie_writes, later.cookie_reads | later.cookie_writes):
         return True
     if not earlier.safe:
         return earlier.host is None or later.host is None or earlier.host == later.host
@@ -189,7 +131,8 @@ def plan_run(items: list[Item], iterations: int, resolve: Callable[[str], str]) 
     if uses_flow_control(items):
         steps = [StepRef(item.id, n) for n in range(iterations) for item in items]
         return Plan([Branch("b0", steps, dynamic=True)], iterations)
-    prints = [footprint(item, resolve) for item in items]
+    written = set().union(*(variable_writes(script_code(item)) for item in items))
+    prints = [footprint(item, resolve, written) for item in items]
     groups = _connected(prints)
     branches: list[Branch] = []
     for members in groups:
@@ -211,7 +154,7 @@ def _position(items: list[Item], item_id: str) -> int:
     return next(n for n, item in enumerate(items) if item.id == item_id)
 
 
-def _connected(prints: list[_Footprint]) -> list[list[int]]:
+def _connected(prints: list[Footprint]) -> list[list[int]]:
     """Groups of item indexes linked by dependencies, each in collection order."""
     parent = list(range(len(prints)))
 

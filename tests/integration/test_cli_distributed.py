@@ -1,5 +1,8 @@
 """``pmrunner run --distributed`` on a real Redis with a real in-process worker.
 
+Every self-checking collection of tests/collections/ gives the same
+assertion names and outcomes distributed as locally, and as newman.
+
 The CLI finds the broker through ``PMRUNNER_*`` variables, as a user's shell
 would; it reports a distributed run as it reports a local one.
 """
@@ -18,7 +21,7 @@ from celery import Celery
 from click.testing import CliRunner, Result
 
 from pmrunner.cli import pmrunner
-from tests.collections.outcomes import outcomes, run_arguments
+from tests.collections.outcomes import MANIFEST, expected, outcomes, run_arguments
 from tests.echo_server import serve
 from tests.integration.conftest import in_process_worker
 from worker.settings import Settings
@@ -64,7 +67,7 @@ def single_error_line(result: Result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("name", ["requests", "flow"])
+@pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_distributed_run_reports_what_a_local_run_reports(
     name: str, app: Celery, broker_env: Settings, base_url: str, tmp_path: Path
 ) -> None:
@@ -77,7 +80,7 @@ def test_distributed_run_reports_what_a_local_run_reports(
         )
     local_report = json.loads((tmp_path / "local.json").read_text())
     distributed_report = json.loads((tmp_path / "dist.json").read_text())
-    assert outcomes(distributed_report) == outcomes(local_report)
+    assert outcomes(distributed_report) == outcomes(local_report) == expected(name)
     assert any(execution["assertions"] for execution in outcomes(local_report)["executions"])
     assert distributed_report["run"]["stats"] == local_report["run"]["stats"]
     assert structure(local.output)

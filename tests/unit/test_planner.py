@@ -36,14 +36,34 @@ def plan(*items: JSON, iterations: int = 1, **collection: Any) -> list[list[tupl
     return [[(s.item_id, s.iteration) for s in branch.steps] for branch in result.branches]
 
 
-def test_independent_gets_are_parallel() -> None:
-    assert plan(item("a", "{{baseUrl}}/a"), item("b", "{{baseUrl}}/b")) == [[("a", 0)], [("b", 0)]]
+def test_gets_to_hosts_that_share_no_cookies_are_parallel() -> None:
+    a, b = item("a", "{{baseUrl}}/a"), item("b", "http://other.local/b")
+    assert plan(a, b) == [[("a", 0)], [("b", 0)]]
+
+
+def test_gets_to_one_host_run_in_order_as_they_share_its_cookies() -> None:
+    assert plan(item("a", "{{baseUrl}}/a"), item("b", "{{baseUrl}}/b")) == [[("a", 0), ("b", 0)]]
+
+
+def test_cookie_scope_spans_subdomains_and_ports_but_not_sites() -> None:
+    a = item("a", "http://a.example.test/x")
+    b = item("b", "http://b.example.test:8080/y")
+    c = item("c", "http://example.other/z")
+    d = item("d", "http://127.0.0.1:1/d")
+    e = item("e", "http://127.1:2/e")  # the same address, written short
+    assert plan(a, b, c, d, e) == [[("a", 0), ("b", 0)], [("c", 0)], [("d", 0), ("e", 0)]]
+
+
+def test_disable_cookies_takes_requests_out_of_the_jar() -> None:
+    off = {"protocolProfileBehavior": {"disableCookies": True}}
+    a, b = item("a", "{{baseUrl}}/a") | off, item("b", "{{baseUrl}}/b") | off
+    assert plan(a, b) == [[("a", 0)], [("b", 0)]]
 
 
 def test_variable_written_then_read_makes_a_sequence() -> None:
     login = item("login", "{{baseUrl}}/login", tests='pm.environment.set("token", "x")')
     use = item("use", "{{baseUrl}}/me", header=[{"key": "Authorization", "value": "{{token}}"}])
-    other = item("other", "{{baseUrl}}/other")
+    other = item("other", "http://other.local/other")
     assert plan(login, other, use) == [[("login", 0), ("use", 0)], [("other", 0)]]
 
 
@@ -76,7 +96,12 @@ def test_set_next_request_makes_one_dynamic_branch() -> None:
 
 
 def test_stateless_requests_run_every_iteration_in_parallel() -> None:
-    assert plan(item("a", "{{baseUrl}}/a"), iterations=2) == [[("a", 0)], [("a", 1)]]
+    cookieless = item("a", "{{baseUrl}}/a") | {"protocolProfileBehavior": {"disableCookies": True}}
+    assert plan(cookieless, iterations=2) == [[("a", 0)], [("a", 1)]]
+
+
+def test_a_request_with_cookies_runs_iteration_after_iteration() -> None:
+    assert plan(item("a", "{{baseUrl}}/a"), iterations=2) == [[("a", 0), ("a", 1)]]
 
 
 def test_stateful_branches_run_iteration_after_iteration() -> None:
