@@ -19,6 +19,7 @@ policy governs it.
 
 from __future__ import annotations
 
+import logging
 import socket
 from functools import lru_cache
 from typing import Any, cast
@@ -34,6 +35,10 @@ from urllib3.util.connection import allowed_gai_family
 
 from pmrunner.errors import EgressBlockedError
 from runtime.egress import EgressPolicy
+
+# urllib3 logs every request line, query string included, at DEBUG: a process
+# logging at DEBUG would write the secrets of monitor URLs into its log.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
 
 
 class GuardedConnection(HTTPConnection):

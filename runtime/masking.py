@@ -7,6 +7,7 @@ console line, a URL or an exported variable is still hidden.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +26,9 @@ _VARIABLE_REFERENCE = re.compile(r"\{\{[^{}]+\}\}")
 
 # Auth parameters (in a collection's ``auth`` objects) whose value is a credential.
 _SECRET_AUTH_KEY = re.compile(r"password|secret|token|privatekey|authkey|passphrase|credential")
+# ... but not those that only say where or how a credential goes (OAuth 2.0's addTokenTo,
+# tokenType, tokenName, accessTokenUrl, headerPrefix ...).
+_SETTING_AUTH_KEY = re.compile(r"(url|type|name|to|prefix|location|method)$")
 
 
 def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
@@ -262,6 +266,74 @@ def _masked_if_secret(name: str, value: Any) -> Any:
     if re.fullmatch(r"\{\{[^{}]+\}\}", value.strip()):
         return value
     # apikey auth keeps the credential in a parameter named "value".
-    if name == "value" or _SECRET_AUTH_KEY.search(name.lower()):
+    lowered = name.lower()
+    credential = _SECRET_AUTH_KEY.search(lowered) and not _SETTING_AUTH_KEY.search(lowered)
+    if name == "value" or credential:
         return MASK
     return value
+
+
+def state_secrets(states: Iterable[JSON]) -> set[str]:
+    """Values of secret-typed variables in run states (``RunState`` JSON), every scope."""
+    found: set[str] = set()
+    for state in states:
+        for scope in ("environment", "globals", "collection_variables", "local"):
+            found.update(secret_variable_values(state.get(scope) or []))
+    return found
+
+
+def masked_script_lines(document: Any, secrets: Iterable[str]) -> list[list[Any]]:
+    """The script lines of collection JSON that hold a secret, masked.
+
+    A process that has a collection but not the secrets a run learned (a
+    distributed run's waiter) applies these with ``with_masked_script_lines``
+    to mask its copy as the run's own report would.
+
+    Returns:
+        ``[node path, event index, line index, masked line]`` entries; the node
+        path is the list of ``item`` indices from the collection's root.
+    """
+    pattern = secret_pattern(secrets)
+    if pattern is None:
+        return []
+    found: list[list[Any]] = []
+    for path, node in _nodes(document, []):
+        for event_index, event in enumerate(node.get("event") or []):
+            for line_index, line in enumerate(_script_lines(event)):
+                masked = _mask_with(line, pattern)
+                if masked != line:
+                    found.append([path, event_index, line_index, masked])
+    return found
+
+
+def with_masked_script_lines(document: Any, lines: Iterable[list[Any]]) -> Any:
+    """A copy of collection JSON with ``masked_script_lines`` entries applied."""
+    copied = json.loads(json.dumps(document))
+    for path, event_index, line_index, masked in lines:
+        node = copied
+        for index in path:
+            node = node["item"][index]
+        script = node["event"][event_index]["script"]
+        if isinstance(script.get("exec"), list):
+            script["exec"][line_index] = masked
+        else:
+            script["exec"] = masked
+    return copied
+
+
+def _nodes(node: Any, path: list[int]) -> Iterable[tuple[list[int], JSON]]:
+    if not isinstance(node, dict):
+        return
+    yield path, node
+    for index, child in enumerate(node.get("item") or []):
+        yield from _nodes(child, [*path, index])
+
+
+def _script_lines(event: Any) -> list[str]:
+    script = event.get("script") if isinstance(event, dict) else None
+    source = script.get("exec") if isinstance(script, dict) else None
+    if isinstance(source, str):
+        return [source]
+    if not isinstance(source, list):
+        return []
+    return [line if isinstance(line, str) else "" for line in source]  # indices stay

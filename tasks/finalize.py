@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from runtime.masking import masked_script_lines, state_secrets
 from runtime.reporters.run_shapes import build_report
 from runtime.results import Execution, Run, ScriptError, parse_iso, utc_now
 from scheduler.planner import Branch, Plan
@@ -48,9 +49,8 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
     if ticket is None or not registry.claim_final(run_id):
         return None
     progress = registry.progress(run_id)
-    run = assemble_run(
-        ticket, registry.results(run_id), progress, registry.states(run_id), swept=swept
-    )
+    states = registry.states(run_id)
+    run = assemble_run(ticket, registry.results(run_id), progress, states, swept=swept)
     report = build_report(
         run,
         run_id=run_id,
@@ -58,6 +58,9 @@ def finalize(services: Services, run_id: str, *, swept: bool = False) -> JSON | 
         environment_id=ticket.environment_id,
         monitor=ticket.monitor,
     )
+    masked_scripts = _masked_scripts(registry.collection(ticket.collection_digest), states)
+    if masked_scripts:
+        report["maskedScripts"] = masked_scripts
     services.store.save(report)
     # Imported here: waiting for a report (the CLI) needs no metrics.
     from worker.metrics import RUNS_FINISHED, RUNS_SWEPT
@@ -256,6 +259,17 @@ def _merged(initial: JSON, states: dict[str, JSON], plan: Plan, scope: str) -> l
         for entry in (states.get(branch.key) or {}).get(scope) or []:
             merged[str(entry.get("key"))] = entry
     return list(merged.values())
+
+
+def _masked_scripts(collection: JSON | None, states: dict[str, JSON]) -> list[list[Any]]:
+    """Script lines of the collection that hold a secret the run knew, masked.
+
+    A waiter (``pmrunner run --distributed``) has the collection but not the
+    secrets scripts set; with these its reports mask what a local run's do.
+    """
+    if collection is None:
+        return []
+    return masked_script_lines(collection, state_secrets(states.values()))
 
 
 def _masked(values: list[JSON]) -> list[JSON]:

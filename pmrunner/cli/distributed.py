@@ -9,7 +9,7 @@ feeds as it goes, so the output, the exports and the exit code are the same.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pmrunner.cli.exports import write_exports
 from pmrunner.cli.inputs import RunInputs, load_inputs
@@ -42,14 +42,31 @@ def execute_distributed(settings: RunSettings, stream: TextIO) -> Run:
     Raises ``PmrunnerError`` when Redis cannot be reached or no report came in time.
     """
     inputs = load_inputs(settings)
-    listener = Listeners(reporters_for(settings, inputs, stream))
-    run = replay(run_on_workers(settings, inputs), listener)
+    finished, masked_scripts = run_on_workers(settings, inputs)
+    listener = Listeners(
+        reporters_for(settings, with_masked_scripts(inputs, masked_scripts), stream)
+    )
+    run = replay(finished, listener)
     write_exports(settings, inputs, with_input_secrets(run, inputs))
     return run
 
 
-def run_on_workers(settings: RunSettings, inputs: RunInputs) -> Run:
-    """Send the run through the broker and wait for the run its report holds."""
+def with_masked_scripts(inputs: RunInputs, masked_scripts: list[Any]) -> RunInputs:
+    """The inputs with the script lines that held the run's secrets masked, for reporters."""
+    if not masked_scripts:
+        return inputs
+    from runtime.loading import load_collection
+    from runtime.masking import with_masked_script_lines
+
+    masked = with_masked_script_lines(inputs.collection.raw, masked_scripts)
+    return replace(inputs, collection=load_collection(masked))
+
+
+def run_on_workers(settings: RunSettings, inputs: RunInputs) -> tuple[Run, list[Any]]:
+    """Send the run through the broker and wait for its report.
+
+    Returns the run the report holds, and the report's masked script lines.
+    """
     from tasks.dispatch import RunRequest
 
     worker_settings = broker_settings()
@@ -63,7 +80,7 @@ def run_on_workers(settings: RunSettings, inputs: RunInputs) -> Run:
     )
     wait = settings.wait_seconds or default_wait(settings.options, worker_settings)
     report = dispatch_and_wait(worker_settings, request, wait)
-    return Run.from_dict(report["run"])
+    return Run.from_dict(report["run"]), list(report.get("maskedScripts") or [])
 
 
 def broker_settings() -> Settings:
