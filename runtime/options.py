@@ -43,10 +43,16 @@ class TLSOptions:
 
 @dataclass(frozen=True)
 class ScriptLimits:
-    """Limits for one script execution in the JavaScript sandbox."""
+    """Limits for one script execution in the JavaScript sandbox.
+
+    max_memory_bytes: the V8 heap a run's scripts may use.
+    default_timeout_ms: the time limit of a script when the run sets none.
+    max_console_chars: what one script may print; the rest is dropped (0: no cap).
+    """
 
     max_memory_bytes: int = 256 * 1024 * 1024
     default_timeout_ms: int = 30_000  # when no script timeout is set, still bound it
+    max_console_chars: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ def options_to_dict(options: RunOptions) -> dict[str, Any]:
         "script_limits": {
             "max_memory_bytes": options.script_limits.max_memory_bytes,
             "default_timeout_ms": options.script_limits.default_timeout_ms,
+            "max_console_chars": options.script_limits.max_console_chars,
         },
         "working_dir": str(options.working_dir),
         "max_body_bytes": options.max_body_bytes,

@@ -7,6 +7,7 @@ This is what ``pmrunner run`` does; a distributed run executes the same
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 from runtime.events import NullListener, RunListener
@@ -15,7 +16,7 @@ from runtime.loading import VariableFile, row_for_iteration
 from runtime.model import Collection, Item
 from runtime.options import RunOptions
 from runtime.results import JSON, Execution, Run, ScriptError, utc_now
-from runtime.sandbox.engine import context_for_this_thread
+from runtime.sandbox.pool import scripts_of_run
 from runtime.state import RunState, initial_state, iteration_count
 from runtime.step import Step
 
@@ -87,10 +88,11 @@ def run_collection(
     client = HttpClient(options)
     if cookies:
         client.import_cookies(cookies)
-    step = Step(collection, options, client, context_for_this_thread(options.script_limits))
     listener.run_started(run)
     try:
-        _iterate(run, step, state, items, iteration_data or [], listener)
+        with scripts_of_run(uuid.uuid4().hex, options.script_limits) as scripts:
+            step = Step(collection, options, client, scripts)
+            _iterate(run, step, state, items, iteration_data or [], listener)
     finally:
         run.cookies = client.export_cookies()
         client.close()

@@ -12,8 +12,10 @@ errors, timeouts and unsupported auth all end up in the execution's errors.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pmrunner.errors import PmrunnerError, SandboxError
@@ -26,7 +28,8 @@ from runtime.options import RunOptions
 from runtime.request_builder import build_request
 from runtime.results import Assertion, Execution, RequestRecord, ResponseRecord, ScriptError
 from runtime.sandbox.cookies import ScriptCookieStore
-from runtime.sandbox.engine import SandboxContext, ScriptOutcome
+from runtime.sandbox.engine import ScriptOutcome
+from runtime.sandbox.pool import RunScripts
 from runtime.state import RunState
 from runtime.variables import VariableResolver
 
@@ -53,7 +56,7 @@ class Step:
     collection: Collection
     options: RunOptions
     client: HttpClient
-    sandbox: SandboxContext
+    sandbox: RunScripts  # the run's own script context
 
     def run_item(
         self, item: Item, state: RunState, execution: Execution, *, position: int
@@ -261,12 +264,15 @@ class _Services:
         strict = item.effective_behavior().get("strictSSL")
         self.behavior = {} if strict is None else {"strictSSL": strict}
 
-    def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:
+    def send_request(
+        self, request: JSON, *, timeout: float | None = None
+    ) -> tuple[JSON | None, JSON | None]:
         try:
             outgoing = build_request(
                 request, lambda text: text, working_dir=self.step.options.working_dir
             )
-            response = self.step.client.send(outgoing, behavior=self.behavior)
+            with _request_timeout_within(self.step.client, timeout):
+                response = self.step.client.send(outgoing, behavior=self.behavior)
         except PmrunnerError as error:
             return {"name": _error_name(error), "message": str(error)}, None
         return None, _response_json(response)
@@ -280,6 +286,28 @@ def _secrets_of(resolver: VariableResolver, outgoing: OutgoingRequest | None) ->
     if outgoing is None:
         return resolver.secret_values()
     return resolver.secret_values() | outgoing.secrets | credential_values(outgoing.headers)
+
+
+@contextlib.contextmanager
+def _request_timeout_within(client: HttpClient, seconds: float | None) -> Iterator[None]:
+    """Bound the client's request timeout by ``seconds`` (what is left of a script's time).
+
+    A ``pm.sendRequest`` counts in the time of the script that started it; the
+    run's own request timeout still applies when it is shorter.
+    """
+    options = client._options
+    if seconds is None:
+        yield
+        return
+    bound = max(int(seconds * 1000), 1)
+    if 0 < options.timeouts.request <= bound:
+        yield
+        return
+    client._options = replace(options, timeouts=replace(options.timeouts, request=bound))
+    try:
+        yield
+    finally:
+        client._options = options
 
 
 def _auth_for(item: Item, request_json: JSON) -> JSON | None:

@@ -30,7 +30,7 @@ from runtime.http_client import HttpClient
 from runtime.options import RunOptions
 from runtime.results import Execution, ScriptError
 from runtime.runner import find_item
-from runtime.sandbox.engine import context_for_this_thread
+from runtime.sandbox.pool import default_pool
 from runtime.state import RunState
 from runtime.step import Step
 from scheduler.planner import Branch
@@ -254,7 +254,8 @@ def _execute(
         context.collection,
         options,
         client,
-        context_for_this_thread(context.options.script_limits),
+        # The run's own script context in this process, never another run's.
+        default_pool().scripts_for(context.ticket.run_id, context.options.script_limits),
     )
     if not cursor.get(PREPARED):
         prepared = step.prepare(item, state, execution, position=int(cursor.get("index", 0)))

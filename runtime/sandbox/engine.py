@@ -12,6 +12,7 @@ Scripts reach Python for two services, through ``ScriptServices``:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from py_mini_racer import JSOOMException, JSTimeoutException, MiniRacer
+from py_mini_racer import JSOOMException, JSTimeoutException, MiniRacer, mini_racer
 from py_mini_racer._exc import JSEvalException
 
 from pmrunner.errors import SandboxError, ScriptMemoryError, ScriptTimeoutError
@@ -33,15 +34,20 @@ JSON = dict[str, Any]
 HOST_SHIM = Path(__file__).with_name("host.js")
 # Time the Python side grants beyond the sandbox's own timeout, so that the
 # sandbox reports an asynchronous timeout itself when it can.
-GRACE_SECONDS = 1.0
+GRACE_SECONDS = 0.25
 BOOT_TIMEOUT_SECONDS = 30.0
 
 
 class ScriptServices(Protocol):
     """What a script may ask of the runner while it runs."""
 
-    def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:
-        """Send a ``pm.sendRequest`` request; return (error, response) as sandbox JSON."""
+    def send_request(
+        self, request: JSON, *, timeout: float | None = None
+    ) -> tuple[JSON | None, JSON | None]:
+        """Send a ``pm.sendRequest`` request; return (error, response) as sandbox JSON.
+
+        timeout: seconds the exchange may take (what is left of the script's time).
+        """
         ...
 
     def cookie_store(self, method: str, args: list[Any]) -> Any:
@@ -77,6 +83,33 @@ _WRAPPER_TAIL = ")"
 _bootcode_lock = threading.Lock()
 _create_lock = threading.Lock()
 _bootcode: str | None = None
+_host_code: str | None = None
+
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """One asyncio loop, on its own thread, for every isolate of the process.
+
+    mini-racer otherwise starts a loop and a thread per isolate, and closes
+    that loop before the isolate, so a stopped evaluation's late answer finds
+    it closed; the shared loop lives as long as the process.
+    """
+    global _loop
+    with _bootcode_lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="v8-events", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def _host_shim() -> str:
+    global _host_code
+    if _host_code is None:
+        _host_code = HOST_SHIM.read_text(encoding="utf-8")
+    return _host_code
 
 
 def bootcode() -> str:
@@ -100,76 +133,115 @@ def bootcode() -> str:
 
 
 class SandboxContext:
-    """One booted V8 context running Postman's sandbox.
+    """One V8 isolate running Postman's sandbox, for the scripts of one run.
 
-    Not thread-safe: use one per thread (see ``context_for_this_thread``).
+    Scripts of one run share it, as they share one sandbox in Postman's
+    runtime: what a script adds to a prototype is there for the next script.
+    It must never serve another run (``runtime.sandbox.pool`` sees to that).
+    ``execute`` holds a lock, so threads of one run may share a context.
+
+    Every piece of JavaScript runs inside an evaluation bounded by the
+    script's deadline: timers are run from Python (see ``host.js``), and an
+    evaluation that overruns stops the isolate, which is then closed and
+    booted afresh for the next script.
+
+    Parameters:
+        limits: memory, time and console limits.
+        protect_builtins: make the built-ins refuse to be replaced (on by
+            default; off only to measure what the protection costs).
     """
 
-    def __init__(self, limits: ScriptLimits | None = None) -> None:
+    def __init__(
+        self, limits: ScriptLimits | None = None, *, protect_builtins: bool = True
+    ) -> None:
         self.limits = limits or ScriptLimits()
+        self.protect_builtins = protect_builtins
         self._racer: MiniRacer | None = None
+        self._isolate: contextlib.ExitStack | None = None
+        self._lock = threading.Lock()
         self.boots = 0
 
     # -- lifecycle -------------------------------------------------------
+
+    @property
+    def booted(self) -> bool:
+        return self._racer is not None
+
+    def use_limits(self, limits: ScriptLimits) -> None:
+        """Apply a run's limits (the memory limit at once, if booted)."""
+        with self._lock:
+            if limits == self.limits:
+                return
+            self.limits = limits
+            if self._racer is not None:
+                self._racer.set_hard_memory_limit(limits.max_memory_bytes)
+
+    def boot(self) -> None:
+        """Boot the isolate now, unless it is booted already."""
+        with self._lock:
+            self._racer_ready()
 
     def _boot(self) -> MiniRacer:
         # One isolate created at a time: the first creation initialises V8 for
         # the process, and two threads doing it at once (a worker's first
         # parallel steps) crash it.
+        isolate = contextlib.ExitStack()
         with _create_lock:
-            racer = MiniRacer()
-        racer.set_hard_memory_limit(self.limits.max_memory_bytes)
-        racer.eval(HOST_SHIM.read_text(encoding="utf-8"))
-        racer.eval(bootcode())
-        self._racer = racer
-        self.boots += 1
-        messages = self._exchange([["initialize", {}]], time.monotonic() + BOOT_TIMEOUT_SECONDS)
-        for name, *args in messages:
-            if name == "initialize" and args and args[0]:
-                raise SandboxError(f"the sandbox failed to initialise: {args[0]}")
+            racer = isolate.enter_context(mini_racer(_event_loop()))
+        self._isolate = isolate
+        try:
+            racer.set_hard_memory_limit(self.limits.max_memory_bytes)
+            racer.eval(_host_shim())
+            racer.eval(bootcode())
+            self._racer = racer
+            self.boots += 1
+            deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
+            self._eval(f"__pmHost.send({json.dumps(json.dumps([['initialize', {}]]))})", deadline)
+            for name, *args in self._turn(deadline)["messages"]:
+                if name == "initialize" and args and args[0]:
+                    raise SandboxError(f"the sandbox failed to initialise: {args[0]}")
+            guard = "true" if self.protect_builtins else "false"
+            self._eval(f"__pmHost.protect({guard})", deadline)
+        except BaseException:
+            self.reset()
+            raise
         return racer
 
     def _racer_ready(self) -> MiniRacer:
         return self._racer if self._racer is not None else self._boot()
 
     def reset(self) -> None:
-        """Throw the V8 context away; the next script boots a new one."""
-        if self._racer is not None:
-            racer, self._racer = self._racer, None
+        """Close the isolate (stopping whatever runs in it); the next script boots a new one."""
+        isolate, self._isolate, self._racer = self._isolate, None, None
+        if isolate is not None:
             # A broken isolate may fail to close; it is dropped either way.
             with contextlib.suppress(Exception):
-                racer.close()
+                isolate.close()
 
     close = reset
 
-    # -- exchanges with the host shim ------------------------------------
+    # -- evaluations, each bounded by the script's deadline --------------
 
-    def _exchange(
-        self, dispatches: list[list[Any]], deadline: float, sync_limit: float | None = None
-    ) -> list[list[Any]]:
-        """Dispatch into the sandbox, then wait for messages that need Python.
+    def _eval(self, code: str, deadline: float) -> Any:
+        racer = self._racer
+        assert racer is not None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        return racer.eval(code, timeout_sec=remaining)
 
-        sync_limit bounds the synchronous part (the dispatch itself), where an
-        endless loop would otherwise hold the thread.
+    def _send(self, dispatches: list[list[Any]], deadline: float, prefix: str = "") -> None:
+        self._eval(f"{prefix}__pmHost.send({json.dumps(json.dumps(dispatches))})", deadline)
+
+    def _turn(self, deadline: float) -> JSON:
+        """The messages gathered since the last turn, and the delay to the next timer.
+
+        A separate evaluation from the one that caused them: promise jobs run
+        between the two, and one that does not end makes this one time out.
+        Runs the due timers when no message needs Python first.
         """
-        racer = self._racer
-        assert racer is not None
-        remaining = max(deadline - time.monotonic(), 0.001)
-        if sync_limit is not None:
-            remaining = min(remaining, sync_limit)
-        code = f"__pmHost.send({json.dumps(json.dumps(dispatches))})"
-        promise = racer.eval(code, timeout_sec=remaining)
-        return self._settle(promise, deadline)
-
-    def _wait(self, deadline: float) -> list[list[Any]]:
-        racer = self._racer
-        assert racer is not None
-        return self._settle(racer.eval("__pmHost.wait()"), deadline)
-
-    def _settle(self, promise: Any, deadline: float) -> list[list[Any]]:
-        remaining = max(deadline - time.monotonic(), 0.001)
-        messages: list[list[Any]] = json.loads(promise.get(timeout=remaining))
-        return messages
+        turn: JSON = json.loads(self._eval("__pmHost.turn()", deadline))
+        return turn
 
     # -- executing scripts -----------------------------------------------
 
@@ -191,7 +263,9 @@ class SandboxContext:
             source: the script's JavaScript.
             context: the sandbox context (request, response, variable scopes, data, cookies).
             services: where ``pm.sendRequest`` and cookie-jar calls go.
-            timeout_ms: the script's time limit (0: the limits' default).
+            timeout_ms: the script's time limit (0: the limits' default). It
+                covers the timers, promises and ``pm.sendRequest`` calls the
+                script starts.
             cursor: iteration and position, for ``pm.info``.
             legacy: item id/name/path, for ``pm.info`` and the legacy globals.
 
@@ -200,7 +274,6 @@ class SandboxContext:
         SandboxError when the sandbox itself fails.
         """
         limit_ms = timeout_ms if timeout_ms > 0 else self.limits.default_timeout_ms
-        deadline = time.monotonic() + limit_ms / 1000 + GRACE_SECONDS
         execution_id = uuid.uuid4().hex
         script = {"type": "text/javascript", "exec": SECRET_TYPE_SHIM + source}
         event = {"listen": listen, "script": script}
@@ -210,20 +283,25 @@ class SandboxContext:
             "debug": True,  # routes console calls through the host's console
             "legacy": legacy or {},
         }
-        self._racer_ready()
-        try:
-            return self._run(execution_id, event, context, options, services, deadline)
-        except (JSTimeoutException, TimeoutError) as error:
-            self.reset()
-            raise ScriptTimeoutError(f"script timed out after {limit_ms} ms") from error
-        except JSOOMException as error:
-            self.reset()
-            raise ScriptMemoryError(
-                f"script exceeded the memory limit of {self.limits.max_memory_bytes // 2**20} MiB"
-            ) from error
-        except JSEvalException as error:
-            self.reset()
-            raise SandboxError(f"sandbox failure: {error}") from error
+        with self._lock:
+            self._racer_ready()
+            # The sandbox reports an asynchronous timeout itself at limit_ms;
+            # the grace lets it do so before the engine stops it.
+            deadline = time.monotonic() + limit_ms / 1000 + GRACE_SECONDS
+            try:
+                return self._run(execution_id, event, context, options, services, deadline)
+            except (JSTimeoutException, TimeoutError) as error:
+                self.reset()
+                raise ScriptTimeoutError(f"script timed out after {limit_ms} ms") from error
+            except JSOOMException as error:
+                self.reset()
+                raise ScriptMemoryError(
+                    "script exceeded the memory limit of "
+                    f"{self.limits.max_memory_bytes // 2**20} MiB"
+                ) from error
+            except JSEvalException as error:
+                self.reset()
+                raise SandboxError(f"sandbox failure: {error}") from error
 
     def _run(
         self,
@@ -235,19 +313,24 @@ class SandboxContext:
         deadline: float,
     ) -> ScriptOutcome:
         outcome = ScriptOutcome()
-        sync_limit = float(options["timeout"]) / 1000
-        messages = self._exchange(
-            [["execute", execution_id, event, context, options]], deadline, sync_limit
-        )
+        begin = f"__pmHost.begin({int(self.limits.max_console_chars)});"
+        self._send([["execute", execution_id, event, context, options]], deadline, begin)
         while True:
+            turn = self._turn(deadline)
             replies: list[list[Any]] = []
-            for message in messages:
-                if self._handle(message, execution_id, outcome, services, replies):
+            for message in turn["messages"]:
+                if self._handle(message, execution_id, outcome, services, replies, deadline):
                     return outcome
             if replies:
-                messages = self._exchange(replies, deadline, sync_limit)
-            else:
-                messages = self._wait(deadline)
+                self._send(replies, deadline)
+                continue
+            delay = float(turn["timer"])
+            if delay < 0:
+                raise SandboxError("the script waits for an event the runner does not provide")
+            if time.monotonic() + delay / 1000 >= deadline:
+                time.sleep(max(deadline - time.monotonic(), 0))
+                raise TimeoutError
+            time.sleep(delay / 1000)
 
     def _handle(
         self,
@@ -256,6 +339,7 @@ class SandboxContext:
         outcome: ScriptOutcome,
         services: ScriptServices,
         replies: list[list[Any]],
+        deadline: float,
     ) -> bool:
         """Apply one message; return True when the execution has finished."""
         name, args = message[0], message[1:]
@@ -270,7 +354,11 @@ class SandboxContext:
             outcome.skip_request = True
         elif name == "execution.request" + suffix:
             _cursor, _id, event_id, request = args
-            error, response = services.send_request(request)
+            remaining = deadline - GRACE_SECONDS - time.monotonic()
+            error: JSON | None = {"name": "Error", "message": "script time limit reached"}
+            response: JSON | None = None
+            if remaining > 0:
+                error, response = services.send_request(request, timeout=remaining)
             replies.append(["execution.response" + suffix, event_id, error, response, {}])
         elif name == "execution.cookies" + suffix:
             event_id, _store, method, call_args = args

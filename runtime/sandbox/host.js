@@ -7,11 +7,20 @@
  * browser globals. This file provides them on bare V8:
  *
  * - `bridge`: messages from the bundle are JSON-encoded into an outbox that
- *   Python drains; Python dispatches into the bundle through `__pmHost.send`.
- * - timers: setTimeout/setInterval/setImmediate as real macrotasks, built on
- *   Atomics.waitAsync (the engine has no timers of its own that run at 0 ms).
+ *   Python reads (`__pmHost.turn`); Python dispatches into the bundle
+ *   through `__pmHost.send`.
+ * - timers: setTimeout/setInterval/setImmediate are kept in a queue that
+ *   Python has run (`__pmHost.turn`), so that every piece of JavaScript
+ *   runs inside an evaluation that has a time limit. Nothing in the context
+ *   runs by itself between two evaluations.
  * - Blob, File, atob, btoa: the bundle's Buffer module references them.
- * - console: formats arguments here, so logs reach Python as plain text.
+ * - console: formats arguments here, so logs reach Python as plain text, and
+ *   caps what one script may print.
+ *
+ * Scripts share this context with the host (one context per run), so the host
+ * uses only built-ins captured before any script ran: a script that replaces
+ * `Array.prototype.join` changes nothing here. After boot, `__pmHost.protect`
+ * makes the built-ins themselves refuse to be replaced (see `protect`).
  */
 // Declared with `var` so that the bundle's clean-up of the global object,
 // which deletes what it does not know, cannot remove it.
@@ -20,68 +29,100 @@ var __pmHost;
 (function (global) {
     'use strict';
 
-    // Messages that need Python to act (or that end an execution) wake the
-    // waiting Python side; the rest only accumulate until then.
+    // -- built-ins, captured before any script runs ----------------------
+    // uncurry(f)(self, a, b) calls f with `this` = self, without looking up
+    // `call` or `apply` again.
+    var uncurry = Function.prototype.bind.bind(Function.prototype.call);
+    var applyFunction = Reflect.apply;
+    var arrayJoin = uncurry(Array.prototype.join);
+    var arraySlice = uncurry(Array.prototype.slice);
+    var arraySplice = uncurry(Array.prototype.splice);
+    var arrayIndexOf = uncurry(Array.prototype.indexOf);
+    var arrayMap = uncurry(Array.prototype.map);
+    var arraySort = uncurry(Array.prototype.sort);
+    var stringIndexOf = uncurry(String.prototype.indexOf);
+    var stringSlice = uncurry(String.prototype.slice);
+    var stringCharCodeAt = uncurry(String.prototype.charCodeAt);
+    var stringReplace = uncurry(String.prototype.replace);
+    var stringFromCharCode = String.fromCharCode;
+    var toStringTag = uncurry(Object.prototype.toString);
+    var jsonStringify = JSON.stringify;
+    var jsonParse = JSON.parse;
+    var objectKeys = Object.keys;
+    var objectCreate = Object.create;
+    var defineProperty = Object.defineProperty;
+    var getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+    var ownKeys = Reflect.ownKeys;
+    var isPrototypeOf = uncurry(Object.prototype.isPrototypeOf);
+    var dateNow = Date.now;
+    var NumberOf = Number;
+    var StringOf = String;
+    var TypeErrorOf = TypeError;
+    var ErrorPrototype = Error.prototype;
+    var WeakSetOf = WeakSet;
+    var weakSetHas = uncurry(WeakSet.prototype.has);
+    var weakSetAdd = uncurry(WeakSet.prototype.add);
+
+    function isError(value) {
+        return typeof value === 'object' && value !== null && isPrototypeOf(ErrorPrototype, value);
+    }
+
+    // -- the outbox ------------------------------------------------------
+    var outbox = [];
+    // Whether the outbox holds a message Python must act on (a result, a
+    // request to send, a cookie-jar call) before any timer runs.
+    var wakeNeeded = false;
     var WAKING_PREFIXES = [
         'execution.result.', 'execution.request.', 'execution.cookies.',
         'execution.run_collection_request.', 'execution.vault.', 'execution.datasets.',
-        'initialize', 'error', 'pong'
+        'initialize', 'error', '__host_error'
     ];
-
-    var outbox = [];
-    var waiter = null;
-    var wakeNeeded = false;
 
     function isWaking(name) {
         for (var i = 0; i < WAKING_PREFIXES.length; i++) {
-            if (name.indexOf(WAKING_PREFIXES[i]) === 0) { return true; }
+            if (stringIndexOf(name, WAKING_PREFIXES[i]) === 0) { return true; }
         }
         return false;
     }
-
-    function wake() {
-        if (waiter && wakeNeeded) {
-            var resolve = waiter;
-            waiter = null;
-            wakeNeeded = false;
-            // One string for the whole batch: Python reads it in one step,
-            // where reading an array crosses into V8 once per element.
-            resolve('[' + outbox.splice(0).join(',') + ']');
-        }
-    }
+    var consoleLimit = 0;  // characters one script may print; 0: no limit
+    var consoleUsed = 0;
+    var consoleCapped = false;
 
     function errorToJSON(error) {
         var plain = { name: error.name, message: error.message, stack: error.stack, __error: true };
-        Object.keys(error).forEach(function (key) { plain[key] = error[key]; });
+        var keys = objectKeys(error);
+        for (var i = 0; i < keys.length; i++) { plain[keys[i]] = error[keys[i]]; }
         return plain;
     }
 
     function safeStringify(value) {
-        var seen = new WeakSet();
-        return JSON.stringify(value, function (key, val) {
-            if (val instanceof Error) { return errorToJSON(val); }
+        var seen = new WeakSetOf();
+        return jsonStringify(value, function (key, val) {
+            if (isError(val)) { return errorToJSON(val); }
             if (typeof val === 'bigint') { return val.toString(); }
             if (typeof val === 'object' && val !== null) {
-                if (seen.has(val)) { return undefined; }
-                seen.add(val);
+                if (weakSetHas(seen, val)) { return undefined; }
+                weakSetAdd(seen, val);
             }
             return val;
         });
     }
 
     function post(name, args) {
-        outbox.push(safeStringify([name].concat(args)));
+        var message = [name];
+        for (var i = 0; i < args.length; i++) { message[i + 1] = args[i]; }
+        outbox[outbox.length] = safeStringify(message);
         if (isWaking(name)) { wakeNeeded = true; }
-        wake();
     }
 
     var bridge = {
-        _events: {},
+        _events: objectCreate(null),
         emit: function (name) {
-            var args = Array.prototype.slice.call(arguments, 1);
-            (this._events[name] || []).slice().forEach(function (listener) {
-                listener.apply(bridge, args);
-            });
+            var args = arraySlice(arguments, 1);
+            var listeners = this._events[name];
+            if (!listeners) { return; }
+            listeners = arraySlice(listeners);
+            for (var i = 0; i < listeners.length; i++) { applyFunction(listeners[i], bridge, args); }
         },
         dispatch: function (name) {
             // Console lines are formatted by our console (debug mode), and
@@ -89,67 +130,91 @@ var __pmHost;
             // run-wide copies would only be dropped later.
             if (name === 'execution.console' || name === 'execution.assertion' ||
                 name === 'execution.error') { return; }
-            post(name, Array.prototype.slice.call(arguments, 1));
+            post(name, arraySlice(arguments, 1));
         },
         on: function (name, listener) {
             if (typeof listener !== 'function') { return; }
-            (this._events[name] = this._events[name] || []).push(listener);
+            var listeners = this._events[name] || (this._events[name] = []);
+            listeners[listeners.length] = listener;
         },
         once: function (name, listener) {
             var self = this;
             self.on(name, function fn() {
                 self.off(name, fn);
-                listener.apply(self, arguments);
+                applyFunction(listener, self, arguments);
             });
         },
         off: function (name, listener) {
             var listeners = this._events[name];
             if (!listeners) { return; }
             if (!listener) { delete this._events[name]; return; }
-            var index = listeners.indexOf(listener);
-            if (index >= 0) { listeners.splice(index, 1); }
+            var index = arrayIndexOf(listeners, listener);
+            if (index >= 0) { arraySplice(listeners, index, 1); }
             if (!listeners.length) { delete this._events[name]; }
         }
     };
 
-    // Timers: a zero delay still goes through the task queue (as in Node).
+    // -- timers, run by Python -------------------------------------------
+    // A timer is due at `due` (ms since the epoch); ties run in the order
+    // they were set. A zero delay still waits for the next turn (as in Node).
     var nextTimerId = 1;
-    var liveTimers = new Map();
+    var timers = [];
 
     function schedule(callback, delay, args, repeat) {
         var id = nextTimerId++;
-        var wait = Math.max(Number(delay) || 0, 0.001);
-        var arm = function () {
-            var cell = new Int32Array(new SharedArrayBuffer(4));
-            var result = Atomics.waitAsync(cell, 0, 0, wait);
-            var fire = function () {
-                if (!liveTimers.has(id)) { return; }
-                if (repeat) { arm(); } else { liveTimers.delete(id); }
-                callback.apply(null, args);
-            };
-            if (result.async) { result.value.then(fire); } else { Promise.resolve().then(fire); }
-        };
-        liveTimers.set(id, true);
-        arm();
+        var wait = NumberOf(delay) || 0;
+        if (wait < 0) { wait = 0; }
+        timers[timers.length] = { id: id, due: dateNow() + wait, wait: wait, callback: callback, args: args, repeat: repeat };
         return id;
     }
 
-    function cancel(id) { liveTimers.delete(id); }
+    function cancel(id) {
+        for (var i = 0; i < timers.length; i++) {
+            if (timers[i].id === id) { arraySplice(timers, i, 1); return; }
+        }
+    }
+
+    function byDue(a, b) { return a.due - b.due || a.id - b.id; }
+
+    // Runs the timers that are due now, not those they set in turn.
+    function runDueTimers() {
+        var now = dateNow();
+        var due = [];
+        for (var i = 0; i < timers.length; i++) {
+            if (timers[i].due <= now) { due[due.length] = timers[i]; }
+        }
+        arraySort(due, byDue);
+        for (var j = 0; j < due.length; j++) {
+            var timer = due[j];
+            var index = arrayIndexOf(timers, timer);
+            if (index < 0) { continue; }  // cleared by an earlier callback
+            if (timer.repeat) { timer.due = now + (timer.wait || 1); } else { arraySplice(timers, index, 1); }
+            if (typeof timer.callback === 'function') { applyFunction(timer.callback, null, timer.args); }
+        }
+    }
+
+    function nextTimerDelay() {
+        if (!timers.length) { return -1; }
+        var first = timers[0].due;
+        for (var i = 1; i < timers.length; i++) { if (timers[i].due < first) { first = timers[i].due; } }
+        var delay = first - dateNow();
+        return delay > 0 ? delay : 0;
+    }
 
     global.setTimeout = function (callback, delay) {
-        return schedule(callback, delay, Array.prototype.slice.call(arguments, 2), false);
+        return schedule(callback, delay, arraySlice(arguments, 2), false);
     };
     global.setInterval = function (callback, delay) {
-        return schedule(callback, delay, Array.prototype.slice.call(arguments, 2), true);
+        return schedule(callback, delay, arraySlice(arguments, 2), true);
     };
     global.setImmediate = function (callback) {
-        return schedule(callback, 0, Array.prototype.slice.call(arguments, 1), false);
+        return schedule(callback, 0, arraySlice(arguments, 1), false);
     };
     global.clearTimeout = cancel;
     global.clearInterval = cancel;
     global.clearImmediate = cancel;
 
-    // Browser globals the bundle's Buffer module references.
+    // -- browser globals the bundle's Buffer module references -----------
     class Blob {
         constructor(parts, options) {
             this._parts = parts || [];
@@ -160,7 +225,7 @@ var __pmHost;
         constructor(parts, name, options) {
             super(parts, options);
             this.name = name;
-            this.lastModified = (options && options.lastModified) || Date.now();
+            this.lastModified = (options && options.lastModified) || dateNow();
         }
     }
     global.Blob = Blob;
@@ -168,9 +233,9 @@ var __pmHost;
 
     var B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
     global.btoa = function (input) {
-        var text = String(input), out = '';
+        var text = StringOf(input), out = '';
         for (var i = 0; i < text.length; i += 3) {
-            var a = text.charCodeAt(i), b = text.charCodeAt(i + 1), c = text.charCodeAt(i + 2);
+            var a = stringCharCodeAt(text, i), b = stringCharCodeAt(text, i + 1), c = stringCharCodeAt(text, i + 2);
             if (a > 255 || b > 255 || c > 255) {
                 throw new Error('InvalidCharacterError: btoa input has characters outside Latin1');
             }
@@ -182,62 +247,195 @@ var __pmHost;
         return out;
     };
     global.atob = function (input) {
-        var text = String(input).replace(/[\s=]/g, ''), out = '', buffer = 0, bits = 0;
+        var text = stringReplace(StringOf(input), /[\s=]/g, ''), out = '', buffer = 0, bits = 0;
         for (var i = 0; i < text.length; i++) {
-            var value = B64.indexOf(text[i]);
+            var value = stringIndexOf(B64, text[i]);
             if (value < 0) { throw new Error('InvalidCharacterError: atob input is not base64'); }
             buffer = (buffer << 6) | value;
             bits += 6;
             if (bits >= 8) {
                 bits -= 8;
-                out += String.fromCharCode((buffer >> bits) & 255);
+                out += stringFromCharCode((buffer >> bits) & 255);
             }
         }
         return out;
     };
 
-    // console: format like Node's console.log, closely enough for reports.
+    // -- console: formatted like Node's console.log, capped per script ---
     function formatValue(value, depth) {
-        if (typeof value === 'string') { return depth ? JSON.stringify(value) : value; }
+        if (typeof value === 'string') { return depth ? jsonStringify(value) : value; }
         if (value === undefined) { return 'undefined'; }
         if (typeof value === 'function') { return '[Function' + (value.name ? ': ' + value.name : '') + ']'; }
         if (typeof value === 'bigint') { return value.toString() + 'n'; }
-        if (value instanceof Error) { return value.stack || (value.name + ': ' + value.message); }
+        if (isError(value)) { return value.stack || (value.name + ': ' + value.message); }
         if (typeof value === 'object' && value !== null) {
-            try { return safeStringify(value); } catch (e) { return Object.prototype.toString.call(value); }
+            try { return safeStringify(value); } catch (e) { return toStringTag(value); }
         }
-        return String(value);
+        return StringOf(value);
     }
+
+    function printLine(level, text) {
+        if (consoleCapped) { return; }
+        if (consoleLimit > 0 && consoleUsed + text.length > consoleLimit) {
+            consoleCapped = true;
+            var room = consoleLimit - consoleUsed;
+            if (room > 0) { post('__console', [level, stringSlice(text, 0, room)]); }
+            post('__console', ['warn', 'console output capped at ' + consoleLimit +
+                ' characters for this script; the rest was dropped']);
+            return;
+        }
+        consoleUsed += text.length;
+        post('__console', [level, text]);
+    }
+
     var consoleObject = {};
-    ['log', 'info', 'warn', 'error', 'debug', 'trace'].forEach(function (level) {
-        consoleObject[level] = function () {
-            var text = Array.prototype.map.call(arguments, function (v) { return formatValue(v, 0); }).join(' ');
-            post('__console', [level, text]);
-        };
-    });
+    var levels = ['log', 'info', 'warn', 'error', 'debug', 'trace'];
+    for (var l = 0; l < levels.length; l++) {
+        (function (level) {
+            consoleObject[level] = function () {
+                if (consoleCapped) { return; }
+                var text = arrayJoin(arrayMap(arguments, function (v) { return formatValue(v, 0); }), ' ');
+                printLine(level, text);
+            };
+        }(levels[l]));
+    }
     consoleObject.clear = function () {};
     global.console = consoleObject;
 
-    // Python's handle on the host. `send` dispatches into the bundle and
-    // returns a promise of the messages gathered until one needs Python.
-    var dispatchIntoBundle = function (args) { bridge.emit.apply(bridge, args); };
-    __pmHost = {
-        send: function (dispatchesJson) {
-            var dispatches = JSON.parse(dispatchesJson);
-            var pending = new Promise(function (resolve) { waiter = resolve; });
-            try {
-                dispatches.forEach(dispatchIntoBundle);
-            } catch (error) {
-                post('__host_error', [errorToJSON(error)]);
-                wakeNeeded = true;
+    // -- protection of the built-ins --------------------------------------
+    // Each existing property of a built-in that holds a function or an object
+    // becomes a non-configurable accessor: reading it gives the built-in;
+    // assigning it on the built-in itself throws a TypeError that names it;
+    // assigning it on any other object (an object that inherits it, as in
+    // `MyType.prototype.toString = ...`) defines an own property there, as a
+    // plain assignment would. New properties stay possible
+    // (`Object.prototype.utils = ...`, a common way to share helpers).
+    var INTRINSICS = [
+        'Object', 'Function', 'Array', 'String', 'Number', 'Boolean', 'Symbol', 'BigInt',
+        'Date', 'RegExp', 'Promise', 'Map', 'Set', 'WeakMap', 'WeakSet', 'Proxy', 'Reflect',
+        'JSON', 'Math', 'Atomics', 'Intl', 'ArrayBuffer', 'SharedArrayBuffer', 'DataView',
+        'Error', 'AggregateError', 'EvalError', 'RangeError', 'ReferenceError', 'SyntaxError',
+        'TypeError', 'URIError', 'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array',
+        'Uint16Array', 'Int32Array', 'Uint32Array', 'Float32Array', 'Float64Array',
+        'BigInt64Array', 'BigUint64Array'
+    ];
+    var GLOBAL_FUNCTIONS = [
+        'parseInt', 'parseFloat', 'isNaN', 'isFinite', 'encodeURI', 'encodeURIComponent',
+        'decodeURI', 'decodeURIComponent', 'escape', 'unescape', 'queueMicrotask', 'structuredClone'
+    ];
+    // Data that scripts and libraries legitimately tune.
+    var TUNABLE = { stackTraceLimit: true, prepareStackTrace: true, captureStackTrace: true };
+
+    function guard(target, key, label) {
+        var descriptor = getOwnPropertyDescriptor(target, key);
+        if (!descriptor || !descriptor.configurable || !('value' in descriptor)) { return; }
+        var value = descriptor.value;
+        if (typeof value !== 'function' && (typeof value !== 'object' || value === null)) { return; }
+        if (typeof key === 'string' && TUNABLE[key] === true) { return; }
+        var name = label + (typeof key === 'symbol' ? '[' + StringOf(key.description) + ']' : '.' + key);
+        defineProperty(target, key, {
+            get: function () { return value; },
+            set: function (replacement) {
+                if (this === target || this === undefined || this === null) {
+                    throw new TypeErrorOf('Cannot replace the built-in ' + name +
+                        ': it is shared by every script of the run (add a new property instead)');
+                }
+                defineProperty(this, key, {
+                    value: replacement, writable: true, enumerable: true, configurable: true
+                });
+            },
+            enumerable: descriptor.enumerable,
+            configurable: false
+        });
+    }
+
+    function guardAll(target, label) {
+        var keys = ownKeys(target);
+        for (var i = 0; i < keys.length; i++) { guard(target, keys[i], label); }
+    }
+
+    function protect() {
+        var seen = new WeakSetOf();
+        function visit(target, label) {
+            if (!target || (typeof target !== 'object' && typeof target !== 'function')) { return; }
+            if (weakSetHas(seen, target)) { return; }
+            weakSetAdd(seen, target);
+            guardAll(target, label);
+            var prototype = getOwnPropertyDescriptor(target, 'prototype');
+            if (prototype && prototype.value && typeof prototype.value === 'object') {
+                visit(prototype.value, label + '.prototype');
             }
-            wake();
-            return pending;
+        }
+        for (var i = 0; i < INTRINSICS.length; i++) {
+            var name = INTRINSICS[i];
+            var intrinsic = global[name];
+            visit(intrinsic, name);
+            guard(global, name, 'globalThis');
+        }
+        for (var j = 0; j < GLOBAL_FUNCTIONS.length; j++) { guard(global, GLOBAL_FUNCTIONS[j], 'globalThis'); }
+        // Prototypes without a global name of their own.
+        var typedArray = Object.getPrototypeOf(Int8Array);
+        visit(typedArray, 'TypedArray');
+        var arrayIterator = Object.getPrototypeOf([][Symbol.iterator]());
+        visit(arrayIterator, 'ArrayIterator.prototype');
+        visit(Object.getPrototypeOf(arrayIterator), 'Iterator.prototype');
+        visit(Object.getPrototypeOf(''[Symbol.iterator]()), 'StringIterator.prototype');
+        visit(Object.getPrototypeOf(new Map()[Symbol.iterator]()), 'MapIterator.prototype');
+        visit(Object.getPrototypeOf(new Set()[Symbol.iterator]()), 'SetIterator.prototype');
+        visit(Object.getPrototypeOf(function* () {}).prototype, 'Generator.prototype');
+        visit(Object.getPrototypeOf(async function () {}), 'AsyncFunction.prototype');
+    }
+
+    // -- Python's handle on the host --------------------------------------
+    var dispatchIntoBundle = function (args) { applyFunction(bridge.emit, bridge, args); };
+    __pmHost = {
+        // Start a script: reset its console budget, and drop the timers an
+        // earlier script left behind (they end with it).
+        begin: function (limit) {
+            arraySplice(timers, 0);
+            wakeNeeded = false;
+            consoleLimit = NumberOf(limit) || 0;
+            consoleUsed = 0;
+            consoleCapped = false;
         },
-        wait: function () {
-            var pending = new Promise(function (resolve) { waiter = resolve; });
-            wake();
-            return pending;
+        // Dispatch messages into the bundle; what they cause is gathered in
+        // the outbox, which `turn` reads once their promise jobs have run.
+        send: function (dispatchesJson) {
+            var dispatches = jsonParse(dispatchesJson);
+            for (var i = 0; i < dispatches.length; i++) {
+                try {
+                    dispatchIntoBundle(dispatches[i]);
+                } catch (error) {
+                    post('__host_error', [errorToJSON(isError(error) ? error : new Error(StringOf(error)))]);
+                }
+            }
+        },
+        // One turn of the loop Python runs: hand over the messages gathered
+        // so far and, unless one of them needs Python first, run the timers
+        // that are due (their promise jobs run before the next turn, which
+        // gathers what they produced). `timer` is the delay to the next
+        // timer (-1: none; 0 after timers ran: turn again at once).
+        turn: function () {
+            var messages = arrayJoin(arraySplice(outbox, 0), ',');
+            var ran = false;
+            if (!wakeNeeded && timers.length && nextTimerDelay() === 0) {
+                ran = true;
+                try {
+                    runDueTimers();
+                } catch (error) {
+                    post('__host_error', [errorToJSON(isError(error) ? error : new Error(StringOf(error)))]);
+                }
+            }
+            wakeNeeded = false;
+            return '{"timer":' + (ran ? 0 : nextTimerDelay()) + ',"messages":[' + messages + ']}';
+        },
+        // Called once the bundle has booted. `builtins`: also guard the
+        // built-ins (off only to measure what the guard costs).
+        protect: function (builtins) {
+            // Timers run from Python only: an Atomics.waitAsync callback
+            // would run outside every time limit.
+            delete Atomics.waitAsync;
+            if (builtins) { protect(); }
         }
     };
     global.bridge = bridge;

@@ -20,7 +20,9 @@ class RecordingServices:
         self.sent: list[JSON] = []
         self.cookie_calls: list[tuple[str, list[Any]]] = []
 
-    def send_request(self, request: JSON) -> tuple[JSON | None, JSON | None]:
+    def send_request(
+        self, request: JSON, *, timeout: float | None = None
+    ) -> tuple[JSON | None, JSON | None]:
         self.sent.append(request)
         if "fail" in str(request.get("url")):
             return {"name": "Error", "message": "connect ECONNREFUSED 127.0.0.1:9"}, None
