@@ -24,8 +24,9 @@ from scheduler.planner import Plan, plan_run
 from store import RunTicket
 from tasks.context import Services
 from tasks.egress import egress_sections
-from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host
+from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, step_queue
 from worker.routing import NetworkMap
+from worker.settings import Settings
 
 JSON = dict[str, Any]
 
@@ -95,7 +96,7 @@ def start_run(app: Celery, request: RunRequest) -> str:
         networks={**_networks_dict(networks), "egress": egress_sections(settings.networks_file)},
         items=[[item.id, item.name] for item in items],
     )
-    header = _first_steps(app, ticket, plan, items, state, networks, settings.queue_for)
+    header = _first_steps(app, ticket, plan, items, state, networks, settings)
     ticket.queues = {f"{sig.args[1]}:0": sig.options["queue"] for sig in header}
     services.registry.register(ticket, asdict(state))
     callback = app.signature(FINALIZE_RUN, (run_id,), queue=settings.control_queue, immutable=True)
@@ -113,7 +114,7 @@ def _first_steps(
     items: list[Any],
     state: Any,
     networks: NetworkMap,
-    queue_for: Any,
+    settings: Settings,
 ) -> list[Any]:
     by_id = {item.id: item for item in items}
     header = []
@@ -124,13 +125,12 @@ def _first_steps(
         if branch.dynamic:
             cursor["iteration"] = 0
         state.iteration = first.iteration
-        host = request_host(item.request, state)
-        network = networks.network_for(host, item.effective_network() or ticket.network_pin)
+        queue = step_queue(item, state, networks, settings, pin=ticket.network_pin)
         header.append(
             app.signature(
                 EXECUTE_REQUEST,
                 (ticket.run_id, branch.key, 0, cursor),
-                queue=queue_for(network),
+                queue=queue,
                 argsrepr=describe(ticket.run_id, branch.key, 0, item.name),
                 kwargsrepr="{}",
             )

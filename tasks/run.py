@@ -39,7 +39,7 @@ from tasks.context import RunContext, Services, contexts
 from tasks.egress import with_egress
 from tasks.finalize import finalize_if_complete
 from tasks.handover import PREPARED, resume_prepared, save_prepared
-from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, request_host, step_key
+from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, step_key, step_queue
 from worker.metrics import REQUESTS_EXECUTED
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def _execute(
     )
     if not cursor.get(PREPARED):
         prepared = step.prepare(item, state, execution, position=int(cursor.get("index", 0)))
-        target = route_for(context, item, state, services, prepared.request)
+        target = route_for(context, item, state, services, request=prepared.request)
         if queue and not prepared.skipped and target != queue:
             state.cookies = client.export_cookies()
             client.jar.clear()
@@ -388,15 +388,19 @@ def route_for(
     services: Services,
     request: JSON | None = None,
 ) -> str:
-    """The queue of the network that can reach ``item``'s host, with ``state``'s variables.
+    """The queue of ``item``'s step (``tasks.messages.step_queue``), with ``state``'s variables.
 
     ``request`` is the item's request as its pre-request scripts left it
     (default: as the collection has it).
     """
-    host = request_host(item.request if request is None else request, state)
-    pinned = item.effective_network() or context.ticket.network_pin
-    network = context.networks.network_for(host, pinned)
-    return services.settings.queue_for(network)
+    return step_queue(
+        item,
+        state,
+        context.networks,
+        services.settings,
+        pin=context.ticket.network_pin,
+        request=request,
+    )
 
 
 def _data_row(context: RunContext, iteration: int) -> JSON:

@@ -105,3 +105,25 @@ def test_pre_request_script_that_keeps_the_host_is_not_handed_over(
     (execution,) = report["run"]["executions"]
     assert execution["network"] == settings.default_network
     assert execution["errors"][0]["kind"] == "request"  # nothing listens there
+
+
+def test_a_host_unknown_until_its_script_runs_needs_no_default_worker(
+    loopback_network: tuple[Celery, Settings], base_url: str
+) -> None:
+    """Subnet workers and the control queue only: nothing consumes the default network."""
+    app, settings = loopback_network
+    unknown = item(
+        "unknown host",
+        "GET",
+        "{{target}}/get?moved=variable",
+        pre='pm.variables.set("target", pm.environment.get("baseUrl"));',
+        tests=CHECK.split("\n")[0].replace('"1"', '"variable"'),
+    )
+    queues = [settings.queue_for(f"lo{settings.default_network}"), settings.control_queue]
+    with in_process_worker(app, queues):
+        report = run_and_wait(app, RunRequest(collection(unknown), environment(base_url)))
+    (execution,) = report["run"]["executions"]
+    assert [(a["name"], a["passed"]) for a in execution["assertions"]] == [
+        ("sent to the moved host", True)
+    ]
+    assert execution["network"] == f"lo{settings.default_network}"
