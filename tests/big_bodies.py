@@ -5,6 +5,7 @@ compression bombs are built from one compressed block repeated.
 
     /bytes/<n>              n bytes of "x", with Content-Length
     /bytes/<n>?chunked=1    the same without Content-Length (chunked transfer)
+    /bytes/<n>?binary=1     n bytes of 0xff (not UTF-8), with Content-Length
     /bomb/<gzip|deflate|br> a body of at most about 1 MB that decodes to BOMB_SIZE zero bytes
 """
 
@@ -67,7 +68,8 @@ class BigBodyHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         kind, _, argument = parts.path.strip("/").partition("/")
         if kind == "bytes":
-            self._stream(int(argument), chunked="chunked=1" in parts.query)
+            filler = b"\xff" if "binary=1" in parts.query else b"x"
+            self._stream(int(argument), chunked="chunked=1" in parts.query, filler=filler)
         elif kind == "bomb":
             body = gzip_bomb(argument)
             self.send_response(200)
@@ -78,7 +80,7 @@ class BigBodyHandler(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
 
-    def _stream(self, size: int, *, chunked: bool) -> None:
+    def _stream(self, size: int, *, chunked: bool, filler: bytes) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         if chunked:
@@ -86,7 +88,7 @@ class BigBodyHandler(BaseHTTPRequestHandler):
         else:
             self.send_header("Content-Length", str(size))
         self.end_headers()
-        piece = b"x" * MIB
+        piece = filler * MIB
         sent = 0
         while sent < size:
             data = piece[: min(MIB, size - sent)]
@@ -99,3 +101,24 @@ class BigBodyHandler(BaseHTTPRequestHandler):
 def serve_big_bodies() -> AbstractContextManager[str]:
     """Serve on 127.0.0.1 (a free port) while the block runs; yields the base URL."""
     return serve(handler=BigBodyHandler)
+
+
+# Each test script reads the body, as the scripts that made memory grow did.
+TEST_SCRIPT = (
+    "pm.test('read', function () { pm.expect(pm.response.text().length).to.be.above(0); });"
+)
+
+
+def collection_of(urls: dict[str, str]) -> dict[str, object]:
+    """A collection that GETs each URL (named by its key) and reads the body in a test."""
+    return {
+        "info": {"name": "big bodies"},
+        "item": [
+            {
+                "name": name,
+                "request": {"method": "GET", "url": url},
+                "event": [{"listen": "test", "script": {"exec": [TEST_SCRIPT]}}],
+            }
+            for name, url in urls.items()
+        ],
+    }

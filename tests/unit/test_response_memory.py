@@ -8,28 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.big_bodies import MIB, serve_big_bodies
+from tests.big_bodies import MIB, collection_of, serve_big_bodies
 
 PEAK_RSS_LIMIT = 300 * 1024 * 1024
-# Each test script reads the body, as the scripts that made memory grow did.
-TEST_SCRIPT = (
-    "pm.test('read', function () { pm.expect(pm.response.text().length).to.be.above(0); });"
-)
-
-
-def collection_of(urls: dict[str, str]) -> dict[str, object]:
-    """A collection that GETs each URL (named by its key) and reads the body in a test."""
-    return {
-        "info": {"name": "big bodies"},
-        "item": [
-            {
-                "name": name,
-                "request": {"method": "GET", "url": url},
-                "event": [{"listen": "test", "script": {"exec": [TEST_SCRIPT]}}],
-            }
-            for name, url in urls.items()
-        ],
-    }
 
 
 def run_measured(collection: dict[str, object], folder: Path) -> tuple[int, dict[str, object]]:
