@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from store.keys import Keys
+from store.sealing import Sealer
 
 JSON = dict[str, Any]
 
@@ -50,11 +51,13 @@ class CollectionCache:
     Parameters:
         client: a Redis client.
         keys: key names.
+        sealer: seals the versions at rest (``store.sealing``).
     """
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, sealer: Sealer | None = None) -> None:
         self.redis = client
         self.keys = keys
+        self.sealer = sealer or Sealer()
         self._cache = client.register_script(_CACHE)
         self._release = client.register_script(_RELEASE)
 
@@ -62,7 +65,7 @@ class CollectionCache:
         """Cache ``collection`` for ``run_id`` for at most ``seconds``; return its digest."""
         text, digest = digest_of(collection)
         keys = [self.keys.collection(digest), self.keys.collection_users(digest)]
-        self._cache(keys=keys, args=[text, run_id, max(int(seconds), 1)])
+        self._cache(keys=keys, args=[self.sealer.seal(text), run_id, max(int(seconds), 1)])
         return digest
 
     def release(self, digest: str, run_id: str) -> bool:
@@ -72,4 +75,4 @@ class CollectionCache:
 
     def get(self, digest: str) -> JSON | None:
         raw = self.redis.get(self.keys.collection(digest))
-        return json.loads(raw) if raw else None
+        return json.loads(self.sealer.open(raw)) if raw else None

@@ -18,6 +18,7 @@ import redis
 from store import scripts
 from store.collections import CollectionCache
 from store.keys import Keys, text
+from store.sealing import Sealer
 
 JSON = dict[str, Any]
 # In-flight keys outlive the deadline by this much, so a late finalizer or
@@ -130,14 +131,28 @@ def entry_field(run_id: str, step_key: str) -> str:
 class RunRegistry:
     """In-flight runs in Redis."""
 
-    def __init__(self, client: redis.Redis, keys: Keys | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys | None = None, sealer: Sealer | None = None
+    ) -> None:
+        """Parameters:
+        client: a Redis client.
+        keys: key names.
+        sealer: seals variable states and collection versions (``store.sealing``).
+        """
         self.redis = client
         self.keys = keys or Keys()
+        self.sealer = sealer or Sealer()
         self._begin = client.register_script(scripts.BEGIN_STEP)
         self._finish = client.register_script(scripts.FINISH_STEP)
         self._sent = client.register_script(scripts.MARK_SENT)
         self._drop = client.register_script(scripts.DROP_MESSAGES)
-        self._collections = CollectionCache(client, self.keys)
+        self._collections = CollectionCache(client, self.keys, self.sealer)
+
+    def _seal(self, document: Any) -> str:
+        return self.sealer.seal(json.dumps(document))
+
+    def _open(self, value: str | bytes) -> Any:
+        return json.loads(self.sealer.open(value))
 
     # -- collections ------------------------------------------------------
 
@@ -159,7 +174,7 @@ class RunRegistry:
         ttl = int(max(ticket.deadline - time.time(), 1) + KEEP_AFTER_DEADLINE)
         pipe = self.redis.pipeline()
         pipe.set(self.keys.run(ticket.run_id), ticket.to_json(), ex=ttl)
-        pipe.hset(self.keys.run_states(ticket.run_id), "initial", json.dumps(initial_state))
+        pipe.hset(self.keys.run_states(ticket.run_id), "initial", self._seal(initial_state))
         pipe.expire(self.keys.run_states(ticket.run_id), ttl)
         pipe.zadd(self.keys.active_runs(), {ticket.run_id: ticket.deadline})
         pipe.execute()
@@ -170,7 +185,7 @@ class RunRegistry:
 
     def states(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_states(run_id))
-        return {text(k): json.loads(v) for k, v in raw.items()}
+        return {text(k): self._open(v) for k, v in raw.items()}
 
     # -- steps --------------------------------------------------------------
 
@@ -231,10 +246,10 @@ class RunRegistry:
         ticket = RunTicket.from_json(reply[1]) if reply[1] else None
         if outcome == "finished":
             return StepStart(
-                outcome, ticket, result=json.loads(reply[2]), state=json.loads(reply[3])
+                outcome, ticket, result=json.loads(reply[2]), state=self._open(reply[3])
             )
         return StepStart(
-            outcome, ticket, attempt=int(reply[2]), state=json.loads(reply[3]), note=text(reply[4])
+            outcome, ticket, attempt=int(reply[2]), state=self._open(reply[3]), note=text(reply[4])
         )
 
     def mark_sent(self, run_id: str, step_key: str, method: str, holder: StepHolder) -> None:
@@ -284,7 +299,7 @@ class RunRegistry:
                 step_key,
                 json.dumps(result),
                 branch_key,
-                json.dumps(state),
+                self._seal(state),
                 KEEP_AFTER_DEADLINE * 2,
                 next_key,
                 json.dumps(next_queue),
@@ -303,14 +318,14 @@ class RunRegistry:
         """
         key = self.keys.run_states(run_id)
         pipe = self.redis.pipeline()
-        pipe.hset(key, f"prepared:{step_key}", json.dumps(prepared))
+        pipe.hset(key, f"prepared:{step_key}", self._seal(prepared))
         pipe.expire(key, KEEP_AFTER_DEADLINE * 2)
         pipe.execute()
 
     def prepared(self, run_id: str, step_key: str) -> JSON | None:
         """What ``save_prepared`` kept for a step (None when nothing was)."""
         raw = self.redis.hget(self.keys.run_states(run_id), f"prepared:{step_key}")
-        return json.loads(raw) if raw else None
+        return self._open(raw) if raw else None
 
     def handed_on(self, run_id: str, step_key: str, worker: str) -> None:
         """The worker sent the step's successor: it holds the step no more."""
@@ -355,7 +370,7 @@ class RunRegistry:
 
     def results(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_results(run_id))
-        return {text(k): json.loads(v) for k, v in raw.items()}
+        return {text(k): self._open(v) for k, v in raw.items()}
 
     def progress(self, run_id: str) -> dict[str, Any]:
         """Step key fields: ``:started`` and ``:queue`` (JSON), ``:sent``, ``:owner``, ``:note``."""

@@ -22,6 +22,7 @@ from runtime.model import Collection, Item
 from runtime.options import RunOptions, options_from_dict
 from scheduler.planner import Branch
 from store import Keys, RunRegistry, RunStore, RunTicket
+from store.sealing import Sealer
 from store.workers import WorkerBook
 from worker.roles import settings_of
 from worker.routing import NetworkMap
@@ -79,7 +80,8 @@ class Services:
             retention_days=settings.retention_days,
             retention_runs=settings.retention_runs,
         )
-        return cls(app, settings, RunRegistry(client, keys), store, WorkerBook(client, keys))
+        registry = RunRegistry(client, keys, Sealer(settings.secret_key))
+        return cls(app, settings, registry, store, WorkerBook(client, keys))
 
 
 class CollectionCache:

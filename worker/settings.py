@@ -67,6 +67,9 @@ class Settings:
         api_trusted_proxies: addresses or CIDRs of the proxies in front of the
             API whose ``X-Forwarded-For`` names the client; none by default,
             so the client is the address that connected.
+        secret_key: seals the credentials a run keeps in Redis (its collection
+            version and variable states); every process of a cluster needs
+            the same one. Never logged.
         egress_allow: CIDRs and host patterns monitor traffic may reach even
             where a deny rule (a default one included) would refuse it.
         egress_deny: CIDRs and host patterns monitor traffic must not reach,
@@ -116,6 +119,7 @@ class Settings:
     api_port: int = 8080
     api_rate_limit: int = 300
     api_trusted_proxies: tuple[str, ...] = ()
+    secret_key: str | None = field(default=None, repr=False)
     egress_allow: tuple[str, ...] = ()
     egress_deny: tuple[str, ...] = ()
     egress_default: str = "allow"

@@ -164,6 +164,7 @@ class RedisWatch:
         self.client = redis.Redis.from_url(url)
         self.secrets = s
         self.seen: dict[str, set[str]] = {}
+        self.sealed: set[str] = set()  # keys seen holding a sealed value
         self.scans = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -174,6 +175,8 @@ class RedisWatch:
         while True:
             cursor, keys = self.client.scan(cursor, count=2000)
             for key, text in redis_texts(self.client, keys).items():
+                if "sealed:v1:" in text:
+                    self.sealed.add(key.decode())
                 kinds = found_in(text, self.secrets)
                 if kinds:
                     found[key.decode()] = set(kinds)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,6 @@ import pytest
 import redis
 import requests
 import yaml
-from celery import Celery
 from click.testing import CliRunner
 
 from pmrunner.cli import pmrunner
@@ -34,6 +34,7 @@ from tests.integration.secrets_helpers import (
     task_messages,
     write_inputs,
 )
+from worker.app import create_app
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -49,11 +50,18 @@ def base_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture()
+@pytest.fixture(params=["sealed", "plain"])
 def cluster(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_url: str
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    base_url: str,
 ) -> Iterator[Settings]:
-    """Settings of a cluster with a monitor whose secrets file overrides a variable."""
+    """Settings of a cluster with a monitor whose secrets file overrides a variable.
+
+    ``sealed``: with ``PMRUNNER_SECRET_KEY``; ``plain``: without (the default).
+    """
     secrets = planted()
     collection, environment = write_inputs(tmp_path, secrets, base_url)
     monitor = {
@@ -72,14 +80,16 @@ def cluster(
         api_key=AUTH["x-api-key"],
         monitors_file=tmp_path / "monitors.yaml",
         secrets_file=tmp_path / "secrets.yaml",
+        secret_key=f"key-{uuid.uuid4().hex}" if request.param == "sealed" else None,
     )
     for name, value in configured.to_env().items():
         monkeypatch.setenv(name, value)
     configured.__dict__["planted"] = secrets  # frozen dataclass: kept beside the fields
     yield configured
     client = redis.Redis.from_url(settings.redis_url)
-    for key in client.scan_iter(f"*{settings.default_network}*"):
-        client.delete(key)
+    for pattern in (f"*{settings.default_network}*", f"{settings.key_prefix}*"):
+        for key in client.scan_iter(pattern):
+            client.delete(key)
 
 
 def run_cli(*args: str) -> str:
@@ -88,8 +98,9 @@ def run_cli(*args: str) -> str:
 
 
 def test_no_secret_reaches_a_report_a_log_an_answer_a_message_or_redis(
-    app: Celery, cluster: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    cluster: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    app = create_app(cluster)  # the worker's settings: the cluster's, with its key
     s = cluster.__dict__["planted"]
     collection, environment = (
         tmp_path / "secrets.postman_collection.json",
@@ -153,8 +164,12 @@ def test_no_secret_reaches_a_report_a_log_an_answer_a_message_or_redis(
     leaks = {where: found_in(text, s) for where, text in seen.items() if found_in(text, s)}
     assert leaks == {}
     assert watch.scans >= 3 and messages
-    held = {key: kinds for key, kinds in during.items() if not key.endswith(WHILE_RUNNING)}
-    assert {k: v for k, v in held.items() if not any(m in k for m in WHILE_RUNNING)} == {}
+    if cluster.secret_key:
+        assert during == {}  # sealed: not even the run's own credential holders show one
+        assert any(":collection:" in key for key in watch.sealed)
+        assert any(key.endswith(":states") for key in watch.sealed)
+    else:
+        assert [key for key in during if not any(m in key for m in WHILE_RUNNING)] == []
     assert after == {}
     prefix = cluster.key_prefix
     client = redis.Redis.from_url(cluster.redis_url)
