@@ -9,6 +9,9 @@ data never runs out of stack. Postman's own files stay far below it.
 safe construction only (no Python objects); every problem, integers too long
 to convert and nesting too deep or circular (aliases) included, becomes one
 ``ConfigurationError`` line naming the file.
+
+``user_path`` expands ``~`` in a path as a shell does, leaving ``~name`` of
+an unknown user as written instead of failing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import yaml
 
 from pmrunner.errors import ConfigurationError
 
-__all__ = ["MAX_NESTING_DEPTH", "nesting_depth", "read_yaml"]
+__all__ = ["MAX_NESTING_DEPTH", "nesting_depth", "read_yaml", "user_path"]
 
 MAX_NESTING_DEPTH = 256
 
@@ -125,3 +128,12 @@ def read_yaml(path: Path, *, unique_keys: bool = True, what: str = "YAML") -> An
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+
+
+def user_path(text: str) -> Path:
+    """``text`` as a path, ``~`` and ``~user`` expanded; an unknown user's stays as written."""
+    path = Path(text)
+    try:
+        return path.expanduser()
+    except RuntimeError:  # no home directory for that user (or none at all)
+        return path

@@ -33,6 +33,7 @@ from urllib3.fields import RequestField
 from urllib3.filepost import encode_multipart_formdata
 
 from pmrunner.errors import RequestError
+from pmrunner.structured_input import user_path
 from runtime.exchange import OutgoingRequest
 from runtime.urls import (
     Resolver,
@@ -245,7 +246,7 @@ def _enabled_entries(entries: Any, mode: str) -> list[Mapping[str, Any]]:
 
 def _read_file(source: str, working_dir: Path, what: str) -> tuple[Path, bytes]:
     """Read a body file; relative paths start at ``working_dir``."""
-    path = Path(source).expanduser()
+    path = user_path(source)
     path = path if path.is_absolute() else working_dir / path
     try:
         return path, path.read_bytes()

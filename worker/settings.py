@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pmrunner.errors import ConfigurationError
+from pmrunner.structured_input import user_path
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024  # as runtime.options: worker imports no runtime
@@ -185,7 +186,7 @@ class Settings:
 def _parse(name: str, raw: str, annotation: str) -> object:
     try:
         if "Path" in annotation:
-            return Path(raw).expanduser()
+            return user_path(raw)
         if annotation == "float":
             return float(raw)
         if annotation == "int":

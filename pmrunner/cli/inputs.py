@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pmrunner.cli.options import RunSettings
 from pmrunner.errors import InputError
+from pmrunner.structured_input import user_path
 from runtime.results import JSON
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def source_of(text: str, what: str, api_key: str | None) -> Path | JSON:
     """Where an input comes from: a file, a URL's JSON, or the Postman API by UID."""
     if text.startswith(("http://", "https://")):
         return fetch_json_url(text, what)
-    path = Path(text).expanduser()
+    path = user_path(text)
     if path.exists() or not api_key or not POSTMAN_UID.fullmatch(text):
         return path  # the loader names a missing file
     with postman_client(api_key) as client:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from pmrunner.errors import InputError
+from pmrunner.structured_input import user_path
 from runtime.options import DEFAULT_MAX_RESPONSE_BYTES, RunOptions, Timeouts, TLSOptions
 from runtime.reporters import CliSections
 
@@ -115,7 +116,7 @@ def existing_file(option: str, text: str | None) -> Path | None:
     """``text`` as the path of a file that exists; None stays None."""
     if text is None:
         return None
-    path = Path(text).expanduser()
+    path = user_path(text)
     if not path.is_file():
         raise InputError(f"{option}: no such file {text!r}")
     return path
@@ -125,7 +126,7 @@ def existing_folder(option: str, text: str | None) -> Path:
     """``text`` as an existing folder, resolved; None means the current folder."""
     if text is None:
         return Path.cwd()
-    path = Path(text).expanduser()
+    path = user_path(text)
     if not path.is_dir():
         raise InputError(f"{option}: no such folder {text!r}")
     return path.resolve()
@@ -164,7 +165,7 @@ def key_value_pairs(option: str, texts: Sequence[str]) -> tuple[tuple[str, str],
 
 
 def optional_path(text: str | None) -> Path | None:
-    return Path(text).expanduser() if text else None
+    return user_path(text) if text else None
 
 
 def run_options(params: Mapping[str, Any]) -> RunOptions:

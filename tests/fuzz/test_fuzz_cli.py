@@ -42,7 +42,10 @@ OPTIONS = st.lists(
         st.tuples(st.just("--color"), st.sampled_from(["on", "off", "auto", "sometimes"])),
         st.tuples(st.just("--bail"), st.sampled_from(["", "failure", "folder", "x"])),
         st.tuples(st.just("--delay-request"), st.sampled_from(["0", "1", "-5", "x"])),
-        st.tuples(st.sampled_from(["--working-dir", "--ssl-extra-ca-certs"]), st.text(max_size=5)),
+        st.tuples(
+            st.sampled_from(["--working-dir", "--ssl-extra-ca-certs", "--export-environment"]),
+            st.text(max_size=5) | st.sampled_from(["~", "~0/x", "~nosuchuser/x"]),
+        ),
         st.tuples(st.sampled_from(["-k", "--verbose", "--ignore-redirects", "-x"])),
     ),
     max_size=4,
@@ -53,16 +56,22 @@ OPTIONS = st.lists(
 def folder() -> Iterator[Path]:
     proxies = {name: REFUSING_PROXY for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
     proxies.update({name.lower(): value for name, value in proxies.items()})
+    previous = Path.cwd()
     with tempfile.TemporaryDirectory() as name, mock.patch.dict(os.environ, proxies):
         os.environ.pop("NO_PROXY", None)
         os.environ.pop("no_proxy", None)
-        yield Path(name)
+        os.chdir(name)  # relative paths in generated options land here
+        try:
+            yield Path(name)
+        finally:
+            os.chdir(previous)
 
 
 @settings(FUZZ, deadline=timedelta(seconds=15))  # a run boots the script sandbox at times
 @given(
     collection=json_documents(collections()),
     environment=st.none() | json_documents(variable_files()),
+    globals_=st.none() | json_documents(variable_files()),
     data=st.none() | csv_documents() | json_documents(json_values()),
     options=OPTIONS,
 )
@@ -70,12 +79,15 @@ def test_pmrunner_run(
     folder: Path,
     collection: bytes,
     environment: bytes | None,
+    globals_: bytes | None,
     data: bytes | None,
     options: list[tuple[str, ...]],
 ) -> None:
     argv = ["run", str(_write(folder / "c.json", collection))]
     if environment is not None:
         argv += ["-e", str(_write(folder / "env.json", environment))]
+    if globals_ is not None:
+        argv += ["-g", str(_write(folder / "globals.json", globals_))]
     if data is not None:
         argv += ["-d", str(_write(folder / "data.csv", data))]
     argv += [part for option in options for part in option]
