@@ -82,9 +82,25 @@ def cross_subnet_collection() -> JSON:
     )
     # Out of the cookie jar, so not in sequence with the other requests to B.
     only_b["protocolProfileBehavior"] = {"disableCookies": True}
+    moved = item(
+        "moved to B by its script",
+        "GET",
+        "{{serviceA}}/get?moved=0",
+        'pm.test("sent from B", () => pm.expect(pm.response.json().args.moved).to.equal("1"));',
+    )
+    # Routed to A by its URL; its own pre-request script moves it to B.
+    moved["event"].insert(
+        0,
+        {
+            "listen": "prerequest",
+            "script": {
+                "exec": ['pm.request.url = pm.environment.get("serviceB") + "/get?moved=1";']
+            },
+        },
+    )
     return {
         "info": {"_postman_id": f"subnets-{uuid.uuid4().hex[:6]}", "name": "across subnets"},
-        "item": [login, use, back, only_b],
+        "item": [login, use, back, only_b, moved],
     }
 
 
@@ -199,6 +215,7 @@ def test_each_request_runs_on_its_own_subnets_worker(
             ("use token on B", [True]),
             ("back on A", [True]),
             ("independent on B", [True]),
+            ("moved to B by its script", [True]),
         ], json.dumps(executions, indent=1)[:3000]
         where = {e["item_name"]: (e["network"], e["worker"].split("@")[0]) for e in executions}
         assert where == {
@@ -206,6 +223,7 @@ def test_each_request_runs_on_its_own_subnets_worker(
             "use token on B": ("b", "net-b"),
             "back on A": ("a", "net-a"),
             "independent on B": ("b", "net-b"),
+            "moved to B by its script": ("b", "net-b"),
         }
         assert SECRET not in json.dumps(report)
         _check_flower(flower_port, run_id)
@@ -240,7 +258,7 @@ def _check_flower(port: int, run_id: str) -> None:
     assert len(steps) == 2, sorted({t.get("name") for t in tasks.values()})
     assert all(f"run={run_id}" in str(t.get("args")) for t in steps)
     assert {str(t.get("args")).split("item=")[-1] for t in steps} == {
-        "'back on A'",
+        "'moved to B by its script'",
         "'independent on B'",
     }
     assert SECRET not in json.dumps(tasks) and "tok-ada" not in json.dumps(tasks)
