@@ -122,3 +122,9 @@ def test_unknown_host_with_unsafe_method_is_sequential() -> None:
     post = item("post", "{{unknownHost}}/x", method="POST")
     get = item("get", "{{baseUrl}}/y")
     assert plan(post, get) == [[("post", 0), ("get", 0)]]
+
+
+def test_disable_cookies_on_the_collection_covers_every_request() -> None:
+    behavior = {"protocolProfileBehavior": {"disableCookies": True}}
+    result = plan(item("a", "{{baseUrl}}/a"), item("b", "{{baseUrl}}/b"), **behavior)
+    assert result == [[("a", 0)], [("b", 0)]]
