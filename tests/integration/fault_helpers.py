@@ -33,12 +33,15 @@ def default_settings(redis_url: str, data_dir: Path, **extra: object) -> Setting
     )
 
 
-def start_fault_run(app: Celery, base_url: str) -> tuple[str, str]:
-    """Start a run of the fault collection; return its run id and its tag at the target."""
+def start_fault_run(app: Celery, base_url: str, extra_ms: int = 0) -> tuple[str, str]:
+    """Start a run of the fault collection; return its run id and its tag at the target.
+
+    ``extra_ms`` slows every request down by that much (see ``fault_collection``).
+    """
     tag = uuid.uuid4().hex[:10]
     raw = fault_environment(base_url, tag)
     environment = VariableFile(raw["name"], raw["id"], raw["values"])
-    return start_run(app, RunRequest(fault_collection(), environment)), tag
+    return start_run(app, RunRequest(fault_collection(extra_ms=extra_ms), environment)), tag
 
 
 def wait_stored(services: Services, run_id: str, timeout: float) -> float | None:
