@@ -162,7 +162,7 @@ def stop_redis(folder: Path, target: RecordingTarget) -> Row:
 def no_worker(settings: Settings, target: RecordingTarget) -> Row:
     row = Row("no worker alive")
     app = create_app(settings)
-    beat = BeatProcess(settings, ROOT)
+    beat = BeatProcess(settings)
     try:
         time.sleep(3)
         fault_at = time.time()

@@ -90,25 +90,23 @@ def in_process_worker(app: Celery, queues: list[str], concurrency: int = 8) -> I
         yield worker
 
 
-class WorkerProcess:
-    """A ``celery -A worker worker`` subprocess, for tests that kill workers."""
+class ChildProcess:
+    """A pmrunner process (a worker, the scheduler) in its own session, with its settings.
+
+    Parameters:
+        settings: given to the process as ``PMRUNNER_*`` variables.
+        argv: its command line.
+        extra_env: more variables.
+    """
 
     def __init__(
-        self,
-        settings: Settings,
-        queues: list[str],
-        name: str,
-        concurrency: int = 4,
-        extra_env: dict[str, str] | None = None,
-        prefix: list[str] | None = None,
+        self, settings: Settings, argv: list[str], extra_env: dict[str, str] | None = None
     ) -> None:
         env = {**os.environ, **settings.to_env(), **(extra_env or {})}
-        argv = worker_command(queues, concurrency=concurrency, name=f"{name}@%h")
-        self.name = name
-        # A file, not a pipe: a worker that logs much (a Redis outage) never blocks on it.
-        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process)
+        # A file, not a pipe: a process that logs much (a Redis outage) never blocks on it.
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [*(prefix or []), *argv],
+            argv,
             cwd=ROOT,
             env=env,
             stdout=self.output,
@@ -116,16 +114,10 @@ class WorkerProcess:
             start_new_session=True,
         )
 
-    def wait_ready(self, app: Celery, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.output.seek(0)
-                raise RuntimeError(f"worker {self.name} exited: {self.output.read().decode()}")
-            replies = app.control.ping(timeout=0.5) or []
-            if any(self.name in next(iter(reply)) for reply in replies):
-                return
-        raise TimeoutError(f"worker {self.name} did not answer a ping within {timeout} s")
+    def log(self) -> str:
+        """What the process printed so far."""
+        self.output.seek(0)
+        return self.output.read().decode(errors="replace")
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -140,6 +132,33 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.output.close()
+
+
+class WorkerProcess(ChildProcess):
+    """A ``celery -A worker worker`` subprocess, for tests that kill workers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        queues: list[str],
+        name: str,
+        concurrency: int = 4,
+        extra_env: dict[str, str] | None = None,
+        prefix: list[str] | None = None,
+    ) -> None:
+        argv = worker_command(queues, concurrency=concurrency, name=f"{name}@%h")
+        super().__init__(settings, [*(prefix or []), *argv], extra_env)
+        self.name = name
+
+    def wait_ready(self, app: Celery, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited: {self.log()}")
+            replies = app.control.ping(timeout=0.5) or []
+            if any(self.name in next(iter(reply)) for reply in replies):
+                return
+        raise TimeoutError(f"worker {self.name} did not answer a ping within {timeout} s")
 
 
 def wait_until(check: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +14,7 @@ from runtime.loading import VariableFile
 from tasks.context import Services
 from tasks.dispatch import RunRequest, start_run
 from tests.fault_rig import fault_collection, fault_environment
+from tests.integration.conftest import ChildProcess
 from worker.settings import Settings
 
 
@@ -59,33 +56,10 @@ def drop_prefix(client: redis.Redis, prefix: str) -> None:
         client.delete(key)
 
 
-class BeatProcess:
+class BeatProcess(ChildProcess):
     """``celery -A worker beat``: the scheduler, which also sweeps and delivers webhooks."""
 
-    def __init__(self, settings: Settings, root: Path) -> None:
-        env = {**os.environ, **settings.to_env()}
+    def __init__(self, settings: Settings) -> None:
         schedule = settings.data_dir / "beat-schedule"
         argv = [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(schedule)]
-        self.output = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [*argv, "-l", "INFO"],
-            cwd=root,
-            env=env,
-            stdout=self.output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def log(self) -> str:
-        self.output.seek(0)
-        return self.output.read().decode(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.output.close()
+        super().__init__(settings, [*argv, "-l", "INFO"])
