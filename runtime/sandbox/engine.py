@@ -302,6 +302,9 @@ class SandboxContext:
             except JSEvalException as error:
                 self.reset()
                 raise SandboxError(f"sandbox failure: {error}") from error
+            except SandboxError:
+                self.reset()  # the sandbox is in no state to run the next script
+                raise
 
     def _run(
         self,

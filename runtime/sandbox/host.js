@@ -349,41 +349,46 @@ var __pmHost;
         });
     }
 
-    function guardAll(target, label) {
-        var keys = ownKeys(target);
-        for (var i = 0; i < keys.length; i++) { guard(target, keys[i], label); }
-    }
-
-    function protect() {
+    // The built-ins as V8 made them, listed before the bundle runs: what the
+    // bundle adds later (its own helpers on prototypes) stays replaceable.
+    function listIntrinsics() {
+        var found = [];
         var seen = new WeakSetOf();
         function visit(target, label) {
             if (!target || (typeof target !== 'object' && typeof target !== 'function')) { return; }
             if (weakSetHas(seen, target)) { return; }
             weakSetAdd(seen, target);
-            guardAll(target, label);
+            found[found.length] = { target: target, label: label, keys: ownKeys(target) };
             var prototype = getOwnPropertyDescriptor(target, 'prototype');
-            if (prototype && prototype.value && typeof prototype.value === 'object') {
+            // Function.prototype is itself a function.
+            if (prototype && prototype.value && (typeof prototype.value === 'object' ||
+                    typeof prototype.value === 'function')) {
                 visit(prototype.value, label + '.prototype');
             }
         }
-        for (var i = 0; i < INTRINSICS.length; i++) {
-            var name = INTRINSICS[i];
-            var intrinsic = global[name];
-            visit(intrinsic, name);
-            guard(global, name, 'globalThis');
-        }
-        for (var j = 0; j < GLOBAL_FUNCTIONS.length; j++) { guard(global, GLOBAL_FUNCTIONS[j], 'globalThis'); }
-        // Prototypes without a global name of their own.
-        var typedArray = Object.getPrototypeOf(Int8Array);
-        visit(typedArray, 'TypedArray');
-        var arrayIterator = Object.getPrototypeOf([][Symbol.iterator]());
+        for (var i = 0; i < INTRINSICS.length; i++) { visit(global[INTRINSICS[i]], INTRINSICS[i]); }
+        var getPrototypeOf = Object.getPrototypeOf;
+        var arrayIterator = getPrototypeOf([][Symbol.iterator]());
+        visit(getPrototypeOf(Int8Array), 'TypedArray');
         visit(arrayIterator, 'ArrayIterator.prototype');
-        visit(Object.getPrototypeOf(arrayIterator), 'Iterator.prototype');
-        visit(Object.getPrototypeOf(''[Symbol.iterator]()), 'StringIterator.prototype');
-        visit(Object.getPrototypeOf(new Map()[Symbol.iterator]()), 'MapIterator.prototype');
-        visit(Object.getPrototypeOf(new Set()[Symbol.iterator]()), 'SetIterator.prototype');
-        visit(Object.getPrototypeOf(function* () {}).prototype, 'Generator.prototype');
-        visit(Object.getPrototypeOf(async function () {}), 'AsyncFunction.prototype');
+        visit(getPrototypeOf(arrayIterator), 'Iterator.prototype');
+        visit(getPrototypeOf(''[Symbol.iterator]()), 'StringIterator.prototype');
+        visit(getPrototypeOf(new Map()[Symbol.iterator]()), 'MapIterator.prototype');
+        visit(getPrototypeOf(new Set()[Symbol.iterator]()), 'SetIterator.prototype');
+        visit(getPrototypeOf(function* () {}).prototype, 'Generator.prototype');
+        visit(getPrototypeOf(async function () {}), 'AsyncFunction.prototype');
+        found[found.length] = {
+            target: global, label: 'globalThis', keys: INTRINSICS.concat(GLOBAL_FUNCTIONS)
+        };
+        return found;
+    }
+    var intrinsics = listIntrinsics();
+
+    function protect() {
+        for (var i = 0; i < intrinsics.length; i++) {
+            var entry = intrinsics[i];
+            for (var k = 0; k < entry.keys.length; k++) { guard(entry.target, entry.keys[k], entry.label); }
+        }
     }
 
     // -- Python's handle on the host --------------------------------------
