@@ -16,6 +16,7 @@ from celery import Celery
 from worker.backend import backend_url
 from worker.roles import control_routes
 from worker.settings import Settings
+from worker.warmup import prepare_script_contexts  # noqa: F401 (connects the signal)
 
 # Redis reconnection: attempts at most this far apart, for redis_retry_seconds.
 RECONNECT_INTERVAL_MAX = 1.0

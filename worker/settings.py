@@ -20,6 +20,7 @@ from pmrunner.structured_input import user_path
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_MAX_RESPONSE_BYTES = 50 * 1024 * 1024  # as runtime.options: worker imports no runtime
+DEFAULT_SCRIPT_CONSOLE_CHARS = 1024 * 1024  # as runtime.options.ScriptLimits
 
 
 def _default_data_dir() -> Path:
@@ -87,6 +88,14 @@ class Settings:
             to an unreachable Redis before an operation fails.
         resend_unsafe: send a POST, PUT, PATCH or DELETE again when the worker
             that sent it was lost (off: such a step is reported "outcome unknown").
+        script_contexts: most script contexts (V8 isolates, ~20 MiB each) a
+            worker keeps at once; 0: twice the cores, at least 4.
+        script_contexts_warm: script contexts a worker boots before it consumes
+            and keeps booted ahead of new runs.
+        script_context_idle: seconds after which a run's idle script context
+            is closed.
+        script_console_chars: characters of console output one script may
+            print; the rest is dropped, with one line saying so (0: no cap).
     """
 
     redis_url: str = DEFAULT_REDIS_URL
@@ -129,6 +138,10 @@ class Settings:
     redis_retry_seconds: float = 60.0
     resend_unsafe: bool = False
     max_response_size: int = DEFAULT_MAX_RESPONSE_BYTES
+    script_contexts: int = 0
+    script_contexts_warm: int = 2
+    script_context_idle: float = 60.0
+    script_console_chars: int = DEFAULT_SCRIPT_CONSOLE_CHARS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runtime.options import ScriptLimits
@@ -73,6 +73,7 @@ class ContextPool:
         self.capacity = max(1, capacity or default_capacity())
         self.warm = max(0, min(warm, self.capacity))
         self.idle_seconds = idle_seconds
+        self.console_chars: int | None = None
         self._cond = threading.Condition()
         self._fresh: list[SandboxContext] = []
         self._bound: OrderedDict[str, _Binding] = OrderedDict()
@@ -88,11 +89,20 @@ class ContextPool:
         capacity: int | None = None,
         warm: int | None = None,
         idle_seconds: float | None = None,
+        console_chars: int | None = None,
     ) -> None:
-        """Change the pool's bounds (a worker sets them from its settings)."""
+        """Change the pool's bounds (a worker sets them from its settings).
+
+        Parameters:
+            capacity: most contexts alive at once (None: ``default_capacity()``).
+            warm: fresh contexts to keep booted ahead of need.
+            idle_seconds: a run's context unused for this long is closed.
+            console_chars: the console cap of every script run here, whatever
+                the run's options say (None: the run's own).
+        """
         with self._cond:
-            if capacity is not None:
-                self.capacity = max(1, capacity)
+            self.capacity = max(1, capacity or default_capacity())
+            self.console_chars = console_chars
             if warm is not None:
                 self.warm = max(0, min(warm, self.capacity))
             if idle_seconds is not None:
@@ -128,7 +138,10 @@ class ContextPool:
 
     def scripts_for(self, run_id: str, limits: ScriptLimits | None = None) -> RunScripts:
         """The script engine of run ``run_id`` in this process."""
-        return RunScripts(self, run_id, limits or ScriptLimits())
+        limits = limits or ScriptLimits()
+        if self.console_chars is not None:
+            limits = replace(limits, max_console_chars=self.console_chars)
+        return RunScripts(self, run_id, limits)
 
     def release(self, run_id: str) -> None:
         """The run has ended here: close its context (once no script uses it)."""
