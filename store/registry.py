@@ -146,6 +146,7 @@ class RunRegistry:
         self._finish = client.register_script(scripts.FINISH_STEP)
         self._sent = client.register_script(scripts.MARK_SENT)
         self._drop = client.register_script(scripts.DROP_MESSAGES)
+        self._send_again = client.register_script(scripts.SEND_AGAIN)
         self._collections = CollectionCache(client, self.keys, self.sealer)
 
     def _seal(self, document: Any) -> str:
@@ -358,15 +359,21 @@ class RunRegistry:
         pipe.expire(key, KEEP_AFTER_DEADLINE * 2)
         return bool(pipe.execute()[0])
 
-    def send_again(self, run_id: str, step_key: str, token: str, note: str) -> None:
-        """Let only the delivery carrying ``token`` run the step; ``note`` says why it was sent."""
-        progress = self.keys.run_progress(run_id)
-        pipe = self.redis.pipeline()
-        pipe.hset(
-            progress, mapping={f"{step_key}:owner": f"token:{token}", f"{step_key}:note": note}
+    def send_again(
+        self, run_id: str, step_key: str, token: str, note: str, *, owner: str | None
+    ) -> bool:
+        """Let only the delivery carrying ``token`` run the step; ``note`` says why it was sent.
+
+        Parameters:
+            owner: who holds the step now (None: nobody); when that changed
+                meanwhile, nothing is written and the answer is False.
+        """
+        return bool(
+            self._send_again(
+                keys=[self.keys.run_progress(run_id)],
+                args=[step_key, owner or "", token, note, KEEP_AFTER_DEADLINE * 2],
+            )
         )
-        pipe.expire(progress, KEEP_AFTER_DEADLINE * 2)
-        pipe.execute()
 
     def results(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_results(run_id))

@@ -108,3 +108,16 @@ for _, queue in ipairs(KEYS) do
 end
 return removed
 """
+
+# KEYS: progress. ARGV: step key, expected owner ("" for none), token, note,
+# expiry. Hands the step to the delivery carrying the token, unless someone
+# else took it meanwhile (two resolvers, or the step's own worker came back).
+SEND_AGAIN = """
+local owner = redis.call('HGET', KEYS[1], ARGV[1] .. ':owner') or ''
+if owner ~= ARGV[2] then
+    return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1] .. ':owner', 'token:' .. ARGV[3], ARGV[1] .. ':note', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""

@@ -157,21 +157,22 @@ def resolve_step(services: Services, worker: str, entry: JSON) -> None:
         next_key = step_key(branch_key, number + 1)
         if next_key not in results and f"{next_key}:owner" not in progress:
             note = f"sent on: worker {worker} was lost before it sent this request"
-            _send_again(services, ticket.run_id, successor["args"], successor["queue"], note)
+            _send_again(services, successor["args"], successor["queue"], note, owner=None)
         return
     if key in results or not _still_held(entry, progress.get(f"{key}:owner")):
         return
+    owner = progress.get(f"{key}:owner")
     method = str(progress.get(f"{key}:sent") or "")
     attempts = int(progress.get(f"{key}:attempts") or 0)
     if not method:
         note = f"sent again: worker {worker} was lost before it sent this request"
-        _send_again(services, run_id, entry["args"], entry["queue"], note)
+        _send_again(services, entry["args"], entry["queue"], note, owner=owner)
     elif attempts < 2 and (method in SAFE_METHODS or services.settings.resend_unsafe):
         note = (
             f"retried: worker {worker} was lost after sending this {method} request;"
             f" it was sent once more"
         )
-        _send_again(services, run_id, entry["args"], entry["queue"], note)
+        _send_again(services, entry["args"], entry["queue"], note, owner=owner)
     else:
         _outcome_unknown(services, worker, entry, method)
 
@@ -184,11 +185,19 @@ def _still_held(entry: JSON, owner: str | None) -> bool:
     return owner == entry.get("task") or (bool(token) and owner == f"token:{token}")
 
 
-def _send_again(services: Services, run_id: str, args: list[Any], queue: str, note: str) -> None:
-    """Send a step once more; only the delivery with the new token may run it."""
+def _send_again(
+    services: Services, args: list[Any], queue: str, note: str, *, owner: str | None
+) -> None:
+    """Send a step once more; only the delivery with the new token may run it.
+
+    Nothing is sent when the step's holder is no longer ``owner`` (someone took it over).
+    """
     token = uuid.uuid4().hex
-    _run, branch_key, number, cursor = args
-    services.registry.send_again(run_id, step_key(branch_key, number), token, note)
+    run_id, branch_key, number, cursor = args
+    if not services.registry.send_again(
+        run_id, step_key(branch_key, number), token, note, owner=owner
+    ):
+        return
     services.app.send_task(
         EXECUTE_REQUEST,
         (run_id, branch_key, number, cursor),

@@ -170,7 +170,7 @@ def _run_step(
     )
     if isinstance(next_cursor, _Handover):  # its own pre-request scripts moved the request
         handover = uuid.uuid4().hex  # only the delivery it goes to may run the step now
-        registry.send_again(run_id, key, handover, "")
+        registry.send_again(run_id, key, handover, "", owner=holder.task_id)
         signature = _signature(services, context, branch_key, number, next_cursor.cursor)
         return signature.clone(kwargs={"token": handover}), False
     REQUESTS_EXECUTED.labels(execution.network or "").inc()

@@ -94,17 +94,23 @@ class Upkeep:
         return self.services.workers.server_uptime() >= self.services.settings.worker_lapse
 
     def _loop(self) -> None:
+        lapse = self.services.settings.worker_lapse
         while not self._stop.wait(self.services.settings.sweep_interval):
+            started = time.monotonic()
             try:
                 self.run_once()
             except redis.RedisError as error:
-                self._trusted_from = time.monotonic() + self.services.settings.worker_lapse
+                self._trusted_from = time.monotonic() + lapse
                 if not self._failing:
                     log.warning("upkeep: Redis unreachable (%s); retrying", error)
                 self._failing = True
                 continue
             except Exception:
                 log.exception("upkeep round failed; the next one tries again")
+            if time.monotonic() - started > LEASE_MIN_SECONDS:
+                # A round that long waited on Redis (its client rides out outages):
+                # heartbeats missed meanwhile prove nothing yet.
+                self._trusted_from = time.monotonic() + lapse
             if self._failing:
                 log.warning("upkeep: Redis reachable again")
                 self._failing = False

@@ -44,7 +44,8 @@ def test_one_delivery_runs_a_step_and_a_duplicate_is_dropped(registry: RunRegist
     assert retried.outcome == "run" and retried.attempt == 1  # a retried claim is still ours
     twin = registry.begin_step("r1", "b0:0", "b0", holder("w2", "t2"), token="", with_ticket=False)
     assert twin.outcome == "busy" and twin.started["worker"] == "w1"
-    registry.send_again("r1", "b0:0", "tok", "sent again: worker w1 was lost")
+    assert not registry.send_again("r1", "b0:0", "tok", "sent again", owner="t9")  # not t9's
+    assert registry.send_again("r1", "b0:0", "tok", "sent again: worker w1 was lost", owner="t1")
     stale = registry.begin_step("r1", "b0:0", "b0", holder("w2", "t2"), token="", with_ticket=False)
     assert stale.outcome == "busy"
     again = registry.begin_step(

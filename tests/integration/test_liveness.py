@@ -1,0 +1,99 @@
+"""A lost worker's steps, resolved one by one: sent again, retried once, or outcome unknown."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from celery import Celery
+
+from runtime.loading import VariableFile
+from store.registry import StepHolder
+from tasks.context import Services
+from tasks.dispatch import RunRequest, start_run
+from tasks.finalize import wait_for_report
+from tasks.liveness import resolve_lost
+from tests.echo_server import serve
+from tests.integration.conftest import in_process_worker
+from worker.settings import Settings
+
+pytestmark = pytest.mark.integration
+GHOST = "ghost@nowhere"
+
+
+@pytest.fixture()
+def base_url() -> Iterator[str]:
+    with serve() as url:
+        yield url
+
+
+def one_request_run(app: Celery, base_url: str, method: str) -> str:
+    item = {
+        "name": f"{method} once",
+        "request": {"method": method, "url": "{{baseUrl}}/get"},
+        "event": [{"listen": "test", "script": {"exec": ['pm.test("ok", () => {});']}}],
+    }
+    collection = {"info": {"_postman_id": uuid.uuid4().hex, "name": "lost"}, "item": [item]}
+    environment = VariableFile("env", "env-1", [{"key": "baseUrl", "value": base_url}])
+    return start_run(app, RunRequest(collection, environment))
+
+
+def held_by_ghost(services: Services, settings: Settings, run_id: str, sent: str | None) -> None:
+    """The ghost worker took the run's step (and sent its request, when ``sent``), then died."""
+    args = [run_id, "b0", 0, {"index": 0}]
+    queue = settings.queue_for(settings.default_network)
+    holder = StepHolder(
+        GHOST, "ghost-task", queue, {"args": args, "queue": queue, "task": "ghost-task"}
+    )
+    services.workers.heartbeat(GHOST, 0.05)
+    start = services.registry.begin_step(run_id, "b0:0", "b0", holder, token="", with_ticket=False)
+    assert start.outcome == "run"
+    if sent:
+        services.registry.mark_sent(run_id, "b0:0", sent, holder)
+    time.sleep(0.1)
+    assert GHOST in services.workers.lapsed()
+    assert resolve_lost(services, GHOST) == 1
+    assert GHOST not in services.workers.lapsed()
+
+
+@pytest.mark.parametrize(
+    ("method", "sent", "note"),
+    [
+        ("POST", None, f"sent again: worker {GHOST} was lost before it sent this request"),
+        ("GET", "GET", f"retried: worker {GHOST} was lost after sending this GET request"),
+    ],
+)
+def test_a_step_not_sent_or_safe_runs_again_and_says_why(
+    app: Celery, settings: Settings, base_url: str, method: str, sent: str | None, note: str
+) -> None:
+    services = Services.of(app)
+    run_id = one_request_run(app, base_url, method)
+    held_by_ghost(services, settings, run_id, sent)
+    with in_process_worker(app, [settings.queue_for(settings.default_network)]):
+        report = wait_for_report(services, run_id, 30)
+    assert report is not None
+    [execution] = report["run"]["executions"]
+    assert execution["attempt"] == 2 and execution["errors"] == []
+    assert [a["passed"] for a in execution["assertions"]] == [True]
+    assert any(note in text for _, text in execution["console"]), execution["console"]
+    assert execution["worker"] != GHOST
+
+
+def test_a_sent_unsafe_request_is_not_sent_again(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    services = Services.of(app)
+    run_id = one_request_run(app, base_url, "POST")
+    held_by_ghost(services, settings, run_id, "POST")
+    report = services.store.get(run_id)  # every branch has ended: reported at once
+    assert report is not None
+    [execution] = report["run"]["executions"]
+    assert execution["errors"][0]["name"] == "OutcomeUnknown"
+    assert execution["errors"][0]["message"] == (
+        f"outcome unknown: worker {GHOST} was lost after sending it (POST); not sent again"
+    )
+    with in_process_worker(app, [settings.queue_for(settings.default_network)]):
+        time.sleep(2)  # the original message, were it delivered, would be dropped
+    assert services.store.get(run_id) == report
