@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, chord
@@ -61,8 +62,41 @@ class RunRequest:
     run_id: str | None = None
 
 
+@dataclass
+class PreparedRun:
+    """A run planned and registered, its messages not sent yet (see :func:`prepare_run`)."""
+
+    app: Celery
+    run_id: str
+    header: list[Any]
+    callback: Any
+
+    def send(self) -> str:
+        """Send the run's chord; its id."""
+        if self.header:
+            chord(self.header, self.callback, app=self.app).apply_async()
+        else:
+            self.callback.apply_async()
+        return self.run_id
+
+
 def start_run(app: Celery, request: RunRequest) -> str:
     """Plan, register and send a run; return its id."""
+    return prepare_run(app, request).send()
+
+
+def prepare_run(app: Celery, request: RunRequest, start_at: float | None = None) -> PreparedRun:
+    """Plan and register a run, leaving only its sending for later.
+
+    The scheduler prepares the runs of a slot just before the slot, so that
+    at the slot only the messages are sent.
+
+    Parameters:
+        app: the Celery app.
+        request: the run.
+        start_at: the Unix time the run will be sent (its start and deadline
+            count from there); now when None.
+    """
     services = Services.of(app)
     settings = services.settings
     collection = load_collection(request.collection)
@@ -84,8 +118,8 @@ def start_run(app: Celery, request: RunRequest) -> str:
         plan=plan.to_dict(),
         options=options_to_dict(request.options),
         iterations=count,
-        deadline=time.time() + deadline,
-        started_at=iso(utc_now()) or "",
+        deadline=(start_at or time.time()) + deadline,
+        started_at=iso(_moment(start_at)) or "",
         source=request.source,
         environment_id=request.environment.id if request.environment else None,
         environment_name=request.environment.name if request.environment else None,
@@ -100,11 +134,11 @@ def start_run(app: Celery, request: RunRequest) -> str:
     ticket.queues = {f"{sig.args[1]}:0": sig.options["queue"] for sig in header}
     services.registry.register(ticket, asdict(state))
     callback = app.signature(FINALIZE_RUN, (run_id,), queue=settings.control_queue, immutable=True)
-    if header:
-        chord(header, callback, app=app).apply_async()
-    else:
-        callback.apply_async()
-    return run_id
+    return PreparedRun(app, run_id, header, callback)
+
+
+def _moment(at: float | None) -> datetime:
+    return utc_now() if at is None or at <= time.time() else datetime.fromtimestamp(at, UTC)
 
 
 def _first_steps(

@@ -18,10 +18,12 @@ recovery notice when it passes again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
@@ -41,7 +43,7 @@ from scheduler.postman_source import MonitorSelection, PostmanMonitorSource
 from scheduler.secrets import SecretOverrides
 from scheduler.snapshot import stored_collection_id
 from tasks.context import Services, redis_for
-from tasks.dispatch import RunRequest, start_run
+from tasks.dispatch import RunRequest, prepare_run
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,15 +179,39 @@ def start_monitor_run(
     source_name: str = "monitor",
 ) -> str:
     """Start one run of ``monitor``; a run that cannot start is reported as failed."""
+    launch = prepare_monitor_run(
+        app, services, source, monitor, attempt=attempt, slot=slot, source_name=source_name
+    )
+    return launch()
+
+
+def prepare_monitor_run(
+    app: Celery,
+    services: Services,
+    source: MonitorSource,
+    monitor: Monitor,
+    *,
+    attempt: int = 1,
+    slot: str | None = None,
+    source_name: str = "monitor",
+    start_at: float | None = None,
+) -> Callable[[], str]:
+    """Prepare one run of ``monitor``; what starts it (and returns its id) when called.
+
+    Parameters:
+        start_at: when the run will be started (see :func:`tasks.dispatch.prepare_run`).
+
+    A run that cannot start is reported as failed when the returned function is called.
+    """
     run_id = uuid.uuid4().hex
     try:
         collection = source.collection(monitor)
         environment: VariableFile | None = source.environment(monitor)
     except PmrunnerError as error:
-        log.error("monitor %s (%s) could not start: %s", monitor.name, monitor.uid, error)
-        report_failed_start(services, monitor, run_id, error, attempt, slot, source_name)
-        return run_id
-    return start_run(
+        return functools.partial(
+            refuse_start, services, monitor, run_id, error, slot, attempt, source_name
+        )
+    prepared = prepare_run(
         app,
         RunRequest(
             collection=collection,
@@ -197,7 +223,24 @@ def start_monitor_run(
             network_pin=monitor.network,
             run_id=run_id,
         ),
+        start_at,
     )
+    return prepared.send
+
+
+def refuse_start(
+    services: Services,
+    monitor: Monitor,
+    run_id: str,
+    error: Exception,
+    slot: str | None,
+    attempt: int = 1,
+    source_name: str = "monitor",
+) -> str:
+    """Log and store a run of ``monitor`` that could not start; its id."""
+    log.error("monitor %s (%s) could not start: %s", monitor.name, monitor.uid, error)
+    report_failed_start(services, monitor, run_id, error, attempt, slot, source_name)
+    return run_id
 
 
 def report_failed_start(

@@ -21,6 +21,7 @@ runs only the latest; the older ones are recorded as skipped, not run late.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -44,7 +45,8 @@ from tasks.context import Services
 from tasks.monitors import (
     build_source,
     catalog_for,
-    report_failed_start,
+    prepare_monitor_run,
+    refuse_start,
     source_for,
     start_monitor_run,
 )
@@ -55,6 +57,9 @@ SKIPPED_KEPT = 100
 SLOT_CLAIM_SECONDS = 7 * 24 * 3600
 # Slots looked at when a monitor is found late (a scheduler that was down).
 LATE_SLOTS_LIMIT = 100
+# Seconds before its slot a run is claimed and prepared (planned, registered),
+# so that at the slot only its messages are sent.
+LOOKAHEAD = 1.0
 LEASE_SECONDS = 15.0
 LATE_REASON = "a later slot was due when it was checked"
 LOCAL_POLL_INTERVAL = 2.0
@@ -91,29 +96,44 @@ class Ticker:
         self.clock = clock
 
     def tick(self, now: float | None = None) -> tuple[list[str], float | None]:
-        """Start what is due at ``now``; the run ids started and when the next slot comes."""
+        """Start what is due by ``now``; the run ids started and when the next slot comes.
+
+        Slots due within :data:`LOOKAHEAD` seconds are claimed and their runs
+        prepared now; each run is sent at its slot's time.
+        """
         now = self.clock() if now is None else now
-        due = self.catalog.due(now)
+        due = self.catalog.due(now + LOOKAHEAD)
         if not due.due:
             return [], due.next_at
         health = self.health()
         monitors = self.catalog.monitors(due.version)
-        started: list[str] = []
+        launches: list[tuple[float, Callable[[], str]]] = []
         next_at = due.next_at
         for uid, slot in due.due:
             monitor = monitors.get(uid)
             if monitor is None or not monitor.active:
                 self.catalog.redis.zrem(self.catalog.next_key, uid)
                 continue
-            following = self._start_due(monitor, slot, now, health, started)
+            following = self._claim_due(monitor, slot, now, health, launches)
             next_at = following if next_at is None else min(next_at, following)
+        started = []
+        for at, launch in sorted(launches, key=lambda pair: pair[0]):
+            wait = at - self.clock()
+            if wait > 0:
+                time.sleep(wait)
+            started.append(launch())
         return started, next_at
 
-    def _start_due(
-        self, monitor: Monitor, slot: int, now: float, health: SourceHealth, started: list[str]
+    def _claim_due(
+        self,
+        monitor: Monitor,
+        slot: int,
+        now: float,
+        health: SourceHealth,
+        launches: list[tuple[float, Callable[[], str]]],
     ) -> float:
-        """Claim and start a due monitor's slot(s); the Unix time of its next slot."""
-        moment = datetime.fromtimestamp(now, UTC)
+        """Claim a due monitor's slot(s) and prepare their runs; the Unix time of its next slot."""
+        moment = datetime.fromtimestamp(max(now, slot), UTC)
         first = datetime.fromtimestamp(slot, UTC)
         slots = [first, *monitor.schedule.slots_between(first, moment, limit=LATE_SLOTS_LIMIT)]
         keep = 1 + max(self.services.settings.backfill_slots, 0)
@@ -129,27 +149,43 @@ class Ticker:
         redis_client = self.services.registry.redis
         for earlier in to_run[:-1]:  # backfilled slots, claimed one by one
             if redis_client.set(keys.slot(monitor.uid, slot_key(earlier)), "backfill", nx=True):
-                started.append(self._start(monitor, earlier, now, health))
+                launches.append((earlier.timestamp(), self._prepare(monitor, earlier, health)))
         if outcome == 1:
-            started.append(self._start(monitor, to_run[-1], now, health))
+            launches.append((to_run[-1].timestamp(), self._prepare(monitor, to_run[-1], health)))
         return following
 
-    def _start(self, monitor: Monitor, slot: datetime, now: float, health: SourceHealth) -> str:
-        SLOTS_STARTED.inc()
-        SLOT_LAG.observe(max(0.0, now - slot.timestamp()))
-        if not health.runs_monitors:
-            run_id = f"{slot_key(slot)}-{monitor.uid}"
+    def _prepare(self, monitor: Monitor, slot: datetime, health: SourceHealth) -> Callable[[], str]:
+        """What starts the slot's run when called (or stores why it could not start)."""
+        slot_name = slot_key(slot)
+        if health.runs_monitors:
+            start = prepare_monitor_run(
+                self.services.app,
+                self.services,
+                self.source,
+                monitor,
+                slot=slot_name,
+                start_at=slot.timestamp(),
+            )
+        else:
             reason = PmrunnerError(f"the monitor source is {health.state}: {health.reason}")
-            log.error("monitor %s (%s) could not start: %s", monitor.name, monitor.uid, reason)
-            slot_name = slot_key(slot)
-            report_failed_start(self.services, monitor, run_id, reason, 1, slot_name, "monitor")
-            return run_id
-        return start_monitor_run(
-            self.services.app, self.services, self.source, monitor, slot=slot_key(slot)
-        )
+            start = functools.partial(
+                refuse_start,
+                self.services,
+                monitor,
+                f"{slot_name}-{monitor.uid}",
+                reason,
+                slot_name,
+            )
+
+        def launch() -> str:
+            SLOTS_STARTED.inc()
+            SLOT_LAG.observe(max(0.0, self.clock() - slot.timestamp()))
+            return start()
+
+        return launch
 
     def run(self, stop: threading.Event) -> None:
-        """Tick until ``stop`` is set, waking at the next slot (at least every second)."""
+        """Tick until ``stop`` is set, waking just before the next slot (at least every second)."""
         failing = False
         while not stop.is_set():
             next_at: float | None = None
@@ -160,7 +196,7 @@ class Ticker:
                 if not failing:
                     log.warning("scheduler tick: Redis failed: %s; trying again", error)
                 failing = True
-            wait = 1.0 if next_at is None else next_at - self.clock()
+            wait = 1.0 if next_at is None else next_at - LOOKAHEAD - self.clock()
             stop.wait(min(1.0, max(0.0, wait)))
 
 
@@ -268,10 +304,14 @@ def start_scheduler_with_beat(sender: object = None, **_: object) -> None:
 def retry_monitor_run(
     self: Task, monitor: dict[str, object], attempt: int, slot: str | None
 ) -> str:
-    """Run a monitor again after a failed attempt."""
+    """Run a monitor again after a failed attempt, unless it was paused or deleted since."""
     services = Services.of(self.app)
     source = source_for(services.settings)
     definition = Monitor.from_dict(monitor)
     if source is None:
         raise RuntimeError("no monitor source is configured on this worker")
+    current = {known.uid: known for known in source.monitors()}.get(definition.uid)
+    if current is None or not current.active:
+        log.info("monitor %s: not retried, it is paused or deleted", definition.uid)
+        return ""
     return start_monitor_run(self.app, services, source, definition, attempt=attempt, slot=slot)
