@@ -78,7 +78,12 @@ def monitor_lines(monitors: Iterable[Monitor], now: datetime | None = None) -> l
 
 
 def run_line(report: JSON, color: bool = False) -> str:
-    """One finished run: time, monitor, status, assertions, requests, duration."""
+    """One finished run: time, monitor, status, assertions, requests, duration.
+
+    Parameters:
+        report: the stored report.
+        color: the status in green or red (``click.echo`` drops it off a terminal).
+    """
     from runtime.results import Run
 
     run = Run.from_dict(report.get("run") or {})
@@ -90,7 +95,7 @@ def run_line(report: JSON, color: bool = False) -> str:
     name = monitor.get("name") or report.get("collectionName") or report.get("id")
     status = str(report.get("status"))
     mark = click.style(status, fg="red" if status == "failed" else "green") if color else status
-    errors = int(stats["requests"]["failed"]) if "requests" in stats else 0
+    errors = int(stats["requests"]["failed"])
     clock = datetime.now(UTC).strftime("%H:%M:%S")
     line = (
         f"{clock} {name}: {mark}, assertions {passed} passed / {failed} failed,"
@@ -111,12 +116,19 @@ class RunPrinter(logging.Handler):
     Parameters:
         fetch: reads a stored report by run id (None when it is gone).
         echo: writes one line.
+        color: colour the status (see ``run_line``).
     """
 
-    def __init__(self, fetch: Callable[[str], JSON | None], echo: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[str], JSON | None],
+        echo: Callable[[str], None],
+        color: bool = False,
+    ) -> None:
         super().__init__(logging.INFO)
         self._fetch = fetch
         self._echo = echo
+        self._color = color
 
     def connect(self) -> None:
         """Attach to the finalizer's logger (which then stops propagating on its own)."""
@@ -135,6 +147,6 @@ class RunPrinter(logging.Handler):
         try:
             report = self._fetch(finalized.group(1))
             if report is not None:
-                self._echo(run_line(report))
+                self._echo(run_line(report, self._color))
         except Exception:  # printing must never fail the step that reported the run
             self.handleError(record)

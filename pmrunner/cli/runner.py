@@ -168,7 +168,7 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
     from worker.app import create_app
 
     app = create_app(settings)
-    RunPrinter(Services.of(app).store.get, click.echo).connect()
+    RunPrinter(Services.of(app).store.get, click.echo, color=True).connect()
     worker = app.Worker(
         beat=True,
         pool="threads",
