@@ -35,7 +35,12 @@ from tests.unit.compose_helpers import compose, mounted_file
 pytest_plugins = ("tests.netns",)
 pytestmark = [pytest.mark.integration, pytest.mark.netns]
 API_KEY = "compose-netns-key"
-ENVIRON = {"REDIS_PASSWORD": "unused", "PMRUNNER_API_KEY": API_KEY, "FLOWER_BASIC_AUTH": "a:b"}
+ENVIRON = {
+    "REDIS_PASSWORD": "unused",
+    "PMRUNNER_API_KEY": API_KEY,
+    "PMRUNNER_SECRET_KEY": "compose-netns-sealing-key",
+    "FLOWER_BASIC_AUTH": "a:b",
+}
 NAMESPACE_OF = {"worker-a": "a", "target-a": "a", "worker-b": "b", "target-b": "b"}
 ROOT_SERVICES = ("scheduler", "api")
 RUN_TIMEOUT_SECONDS = 60

@@ -86,7 +86,11 @@ def test_runner_start_says_what_it_serves_then_one_line_per_run(
     assert re.search(r"Shop health \(shop-health\): every 5s, next \d\d:\d\d:\d\d UTC", output)
     assert "terminal-test-key" not in output
     after_first = output.split(first_run, 1)[1].splitlines()[1:]
-    assert after_first and all(RUN_LINE.match(line) for line in after_first), after_first
+    runs = [line for line in after_first if RUN_LINE.match(line)]
+    others = [line for line in after_first if not RUN_LINE.match(line)]
+    assert len(runs) >= 3, after_first
+    # Besides run lines, at most the one warning that the payments monitor started failing.
+    assert len(others) <= 1 and all("WARNING" in line for line in others), others
     assert not CELERY_NOISE.search(output), output
     assert stored_workers(settings) == {f"pmrunner@{host}"}
     assert code == 0, output[-2000:]

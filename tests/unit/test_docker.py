@@ -21,7 +21,13 @@ from tests.unit.compose_helpers import compose, dockerfile_stages, mounted_file,
 from worker.routing import NetworkMap
 from worker.settings import Settings
 
-ENVIRON = {"REDIS_PASSWORD": "pw-1", "PMRUNNER_API_KEY": "key-1", "FLOWER_BASIC_AUTH": "admin:pw"}
+ENVIRON = {
+    "REDIS_PASSWORD": "pw-1",
+    "PMRUNNER_API_KEY": "key-1",
+    "PMRUNNER_SECRET_KEY": "seal-1",
+    "FLOWER_BASIC_AUTH": "admin:pw",
+}
+RUN_ROLES = {"scheduler", "api", "worker-a", "worker-b"}
 SETTINGS_VARIABLES = {"PMRUNNER_" + spec.name.upper() for spec in fields(Settings)}
 PMRUNNER_IMAGE_ROLES = {
     "scheduler",
@@ -85,9 +91,13 @@ def test_environment_is_settings_fields_that_parse(services: dict[str, Any]) -> 
         if name in PMRUNNER_IMAGE_ROLES - {"target-a", "target-b"}:
             assert settings.redis_url == "redis://:pw-1@redis:6379/0"
     assert services["api"]["environment"]["PMRUNNER_API_KEY"] == "key-1"
+    for name in RUN_ROLES:  # one sealing key for every process that touches run credentials
+        assert services[name]["environment"]["PMRUNNER_SECRET_KEY"] == "seal-1", name
     assert services["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "admin:pw"
-    with pytest.raises(KeyError, match="PMRUNNER_API_KEY"):
-        compose({"FLOWER_BASIC_AUTH": "admin:pw"})  # no default key: Compose refuses to start
+    for required in ("PMRUNNER_API_KEY", "PMRUNNER_SECRET_KEY", "FLOWER_BASIC_AUTH"):
+        missing = {k: v for k, v in ENVIRON.items() if k != required}
+        with pytest.raises(KeyError, match=required):  # no default: Compose refuses to start
+            compose(missing)
 
 
 def test_redis_has_a_password_and_an_append_only_file(services: dict[str, Any]) -> None:
