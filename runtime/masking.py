@@ -277,8 +277,13 @@ def state_secrets(states: Iterable[JSON]) -> set[str]:
     """Values of secret-typed variables in run states (``RunState`` JSON), every scope."""
     found: set[str] = set()
     for state in states:
+        if not isinstance(state, dict):
+            continue
+        if isinstance(state.get("state"), dict):  # a prepared step keeps its state inside
+            found |= state_secrets([state["state"]])
         for scope in ("environment", "globals", "collection_variables", "local"):
-            found.update(secret_variable_values(state.get(scope) or []))
+            values = state.get(scope)
+            found.update(secret_variable_values(values if isinstance(values, list) else []))
     return found
 
 
