@@ -137,7 +137,8 @@ class RunRegistry:
         """Parameters:
         client: a Redis client.
         keys: key names.
-        sealer: seals variable states and collection versions (``store.sealing``).
+        sealer: seals tickets (iteration data, options), variable states and
+            collection versions (``store.sealing``).
         """
         self.redis = client
         self.keys = keys or Keys()
@@ -174,7 +175,7 @@ class RunRegistry:
         """Record a run and its initial variable state before any task is sent."""
         ttl = int(max(ticket.deadline - time.time(), 1) + KEEP_AFTER_DEADLINE)
         pipe = self.redis.pipeline()
-        pipe.set(self.keys.run(ticket.run_id), ticket.to_json(), ex=ttl)
+        pipe.set(self.keys.run(ticket.run_id), self.sealer.seal(ticket.to_json()), ex=ttl)
         pipe.hset(self.keys.run_states(ticket.run_id), "initial", self._seal(initial_state))
         pipe.expire(self.keys.run_states(ticket.run_id), ttl)
         pipe.zadd(self.keys.active_runs(), {ticket.run_id: ticket.deadline})
@@ -182,7 +183,7 @@ class RunRegistry:
 
     def ticket(self, run_id: str) -> RunTicket | None:
         raw = self.redis.get(self.keys.run(run_id))
-        return RunTicket.from_json(raw) if raw else None
+        return RunTicket.from_json(self.sealer.open(raw)) if raw else None
 
     def states(self, run_id: str) -> dict[str, JSON]:
         raw = self.redis.hgetall(self.keys.run_states(run_id))
@@ -244,7 +245,7 @@ class RunRegistry:
             return StepStart(outcome)
         if outcome == "busy":
             return StepStart(outcome, started=json.loads(reply[1]))
-        ticket = RunTicket.from_json(reply[1]) if reply[1] else None
+        ticket = RunTicket.from_json(self.sealer.open(reply[1])) if reply[1] else None
         if outcome == "finished":
             return StepStart(
                 outcome, ticket, result=json.loads(reply[2]), state=self._open(reply[3])
