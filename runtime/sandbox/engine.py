@@ -132,6 +132,28 @@ def bootcode() -> str:
         return _bootcode
 
 
+# A boot script hands the host the libraries scripts see (see host.js).
+_LIBRARIES_EVENT: JSON = {
+    "listen": "test",
+    "script": {"type": "text/javascript", "exec": "__pmLibraries = { JSON: JSON };"},
+}
+
+
+class _NoServices:
+    """The services of the boot script, which asks for none."""
+
+    def send_request(
+        self, request: JSON, *, timeout: float | None = None
+    ) -> tuple[JSON | None, JSON | None]:
+        return {"name": "Error", "message": "not available while booting"}, None
+
+    def cookie_store(self, method: str, args: list[Any]) -> Any:
+        raise SandboxError("not available while booting")
+
+
+_NO_SERVICES = _NoServices()
+
+
 class SandboxContext:
     """One V8 isolate running Postman's sandbox, for the scripts of one run.
 
@@ -200,6 +222,8 @@ class SandboxContext:
             for name, *args in self._turn(deadline)["messages"]:
                 if name == "initialize" and args and args[0]:
                     raise SandboxError(f"the sandbox failed to initialise: {args[0]}")
+            if self.protect_builtins:
+                self._run(uuid.uuid4().hex, _LIBRARIES_EVENT, {}, {}, _NO_SERVICES, deadline)
             guard = "true" if self.protect_builtins else "false"
             self._eval(f"__pmHost.protect({guard})", deadline)
         except BaseException:

@@ -384,6 +384,17 @@ var __pmHost;
     }
     var intrinsics = listIntrinsics();
 
+    // The libraries the sandbox hands scripts are reachable only from a
+    // script: a boot script leaves them in `__pmLibraries` for the host.
+    function guardLibraries() {
+        var libraries = global.__pmLibraries;
+        delete global.__pmLibraries;
+        if (libraries && libraries.JSON) {
+            guard(libraries.JSON, 'parse', 'JSON');
+            guard(libraries.JSON, 'stringify', 'JSON');
+        }
+    }
+
     function protect() {
         for (var i = 0; i < intrinsics.length; i++) {
             var entry = intrinsics[i];
@@ -440,7 +451,10 @@ var __pmHost;
             // Timers run from Python only: an Atomics.waitAsync callback
             // would run outside every time limit.
             delete Atomics.waitAsync;
-            if (builtins) { protect(); }
+            if (builtins) {
+                protect();
+                guardLibraries();
+            }
         }
     };
     global.bridge = bridge;

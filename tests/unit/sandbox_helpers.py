@@ -19,8 +19,10 @@ PLANT = """
 var leak = [];
 pmLeak = leak;
 var parse = JSON.parse, stringify = JSON.stringify;
-JSON.parse = function (text) { leak.push(String(text)); return parse.call(JSON, text); };
-JSON.stringify = function (value) { var t = stringify.call(JSON, value); leak.push(t); return t; };
+try { JSON.parse = function (text) { leak.push(String(text)); return parse.call(JSON, text); }; }
+catch (e) { console.log('JSON.parse refused: ' + e.message); }
+try { JSON.stringify = function (v) { var t = stringify.call(JSON, v); leak.push(t); return t; }; }
+catch (e) { console.log('JSON.stringify refused: ' + e.message); }
 Object.defineProperty(Object.prototype, 'token', {
     configurable: true,
     get: function () { return this.__token; },

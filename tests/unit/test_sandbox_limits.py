@@ -152,6 +152,8 @@ def test_console_output_is_capped_per_script(sandbox: SandboxContext) -> None:
         ("Object.keys = () => []", "Object.keys"),
         ("Function.prototype.call = null", "Function.prototype.call"),
         ("Promise.prototype.then = function () {}", "Promise.prototype.then"),
+        ("JSON.parse = (text) => ({})", "JSON.parse"),  # the sandbox's JSON (liquid-json)
+        ("JSON.stringify = () => ''", "JSON.stringify"),
     ],
 )
 def test_replacing_a_built_in_fails_that_script_clearly(
