@@ -52,13 +52,23 @@ class WorkerBook:
 
     def lapsed(self) -> list[str]:
         """Workers that heartbeat no more and whose steps are not resolved yet."""
+        return [name for name, alive in self._known().items() if not alive]
+
+    def live(self) -> list[str]:
+        """Workers whose heartbeat has not lapsed."""
+        return [name for name, alive in self._known().items() if alive]
+
+    def _known(self) -> dict[str, bool]:
+        """Every worker that heartbeat, and whether it still does."""
         names = sorted(text(name) for name in self.redis.smembers(self.keys.workers()))
-        if not names:
-            return []
         pipe = self.redis.pipeline()
         for name in names:
             pipe.exists(self.keys.worker_alive(name))
-        return [name for name, alive in zip(names, pipe.execute(), strict=True) if not alive]
+        return dict(zip(names, (bool(alive) for alive in pipe.execute()), strict=True))
+
+    def holds(self, worker: str, field: str) -> bool:
+        """Whether ``worker`` noted the step ``field`` (received, started or handing on)."""
+        return bool(self.redis.hexists(self.keys.worker_steps(worker), field))
 
     def held(self, worker: str) -> dict[str, JSON]:
         """The steps ``worker`` holds: field -> entry (args, queue, phase, method, next)."""

@@ -14,6 +14,11 @@ each step it held, at once and truthfully:
   reported as not run;
 - finished, its successor not sent yet: the successor is sent.
 
+A worker killed between taking a message from its queue and noting it
+leaves the message in the broker's unacknowledged set and nothing else;
+such a message, older than a lapse, whose step nobody started or holds, is
+sent again too (``resolve_orphans``).
+
 A message sent again carries a token, and only the delivery with that token
 may run the step: the lost worker's own message, should the broker deliver
 it again, is dropped.
@@ -21,8 +26,11 @@ it again, is dropped.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -30,6 +38,7 @@ import redis
 from celery import signals
 
 from runtime.results import Execution, ScriptError
+from store.keys import text
 from store.registry import entry_field
 from tasks.context import RunContext, Services
 from tasks.messages import EXECUTE_REQUEST, describe, step_key
@@ -39,6 +48,9 @@ JSON = dict[str, Any]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 # kombu's Redis transport keeps delivered, unacknowledged messages here.
 UNACKED_HASH, UNACKED_INDEX = "unacked", "unacked_index"
+# Messages taken this long before the lapse are looked at; older ones are
+# left to the run deadline (the upkeep thread looks every second).
+ORPHAN_WINDOW_SECONDS = 300
 
 
 class Heartbeat:
@@ -187,7 +199,7 @@ def _still_held(entry: JSON, owner: str | None) -> bool:
 
 def _send_again(
     services: Services, args: list[Any], queue: str, note: str, *, owner: str | None
-) -> None:
+) -> bool:
     """Send a step once more; only the delivery with the new token may run it.
 
     Nothing is sent when the step's holder is no longer ``owner`` (someone took it over).
@@ -197,7 +209,7 @@ def _send_again(
     if not services.registry.send_again(
         run_id, step_key(branch_key, number), token, note, owner=owner
     ):
-        return
+        return False
     services.app.send_task(
         EXECUTE_REQUEST,
         (run_id, branch_key, number, cursor),
@@ -207,6 +219,7 @@ def _send_again(
         kwargsrepr="{}",
     )
     log.warning("run %s step %s:%s %s", run_id, branch_key, number, note)
+    return True
 
 
 def _outcome_unknown(services: Services, worker: str, entry: JSON, method: str) -> None:
@@ -250,3 +263,62 @@ def _forget_message(services: Services, tag: object) -> None:
     pipe.hdel(UNACKED_HASH, str(tag))
     pipe.zrem(UNACKED_INDEX, str(tag))
     pipe.execute()
+
+
+def resolve_orphans(services: Services, batch: int = 100) -> int:
+    """Send again the steps of messages taken by a worker that died before noting them.
+
+    A message qualifies when it has been unacknowledged for longer than the
+    lapse (and less than ``ORPHAN_WINDOW_SECONDS`` more), its step has no
+    result and was never started (or was sent again with this message's
+    token and never started), and no live worker holds it. Returns how many
+    steps were sent again.
+    """
+    client = services.registry.redis
+    newest = time.time() - services.settings.worker_lapse
+    oldest = newest - ORPHAN_WINDOW_SECONDS
+    taken = client.zrangebyscore(UNACKED_INDEX, oldest, newest, start=0, num=batch)
+    resent = 0
+    for tag in [text(t) for t in taken]:
+        raw = client.hget(UNACKED_HASH, tag)
+        step = _step_message(raw) if raw else None
+        if step is None or not _orphaned(services, *step):
+            continue
+        args, token, queue = step
+        owner = f"token:{token}" if token else None
+        note = "sent again: the worker that took this request was lost before it started it"
+        if _send_again(services, args, queue, note, owner=owner):
+            resent += 1
+        _forget_message(services, tag)
+    return resent
+
+
+def _step_message(raw: bytes | str) -> tuple[list[Any], str, str] | None:
+    """A step message's arguments, token and queue (None for anything else)."""
+    try:
+        message, _exchange, queue = json.loads(raw)
+        if message.get("headers", {}).get("task") != EXECUTE_REQUEST:
+            return None
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args, kwargs, _embed = json.loads(body)
+        return list(args), str((kwargs or {}).get("token") or ""), str(queue)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _orphaned(services: Services, args: list[Any], token: str, _queue: str) -> bool:
+    registry = services.registry
+    run_id, branch_key, number, _cursor = args
+    key = step_key(branch_key, number)
+    if registry.ticket(run_id) is None or registry.redis.exists(registry.keys.run_final(run_id)):
+        return False  # another cluster's run, or one that ended
+    if registry.redis.hexists(registry.keys.run_results(run_id), key):
+        return False
+    owner = registry.progress(run_id).get(f"{key}:owner")
+    if owner is not None and owner != f"token:{token}":
+        return False
+    field = entry_field(run_id, key)
+    live = set(services.workers.live())
+    return not any(services.workers.holds(worker, field) for worker in live)

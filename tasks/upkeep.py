@@ -23,7 +23,7 @@ import redis
 from celery import Celery, signals
 
 from tasks.context import Services
-from tasks.liveness import resolve_lost
+from tasks.liveness import resolve_lost, resolve_orphans
 from tasks.outbox import Outbox
 from tasks.sweep import sweep
 
@@ -84,6 +84,7 @@ class Upkeep:
         if self._may_judge_workers():
             for worker in self.services.workers.lapsed():
                 resolve_lost(self.services, worker)
+            resolve_orphans(self.services)
         self._outbox.deliver_due()
         return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from store.registry import StepHolder
 from tasks.context import Services
 from tasks.dispatch import RunRequest, start_run
 from tasks.finalize import wait_for_report
-from tasks.liveness import resolve_lost
+from tasks.liveness import UNACKED_HASH, UNACKED_INDEX, resolve_lost, resolve_orphans
 from tests.echo_server import serve
 from tests.integration.conftest import in_process_worker
 from worker.settings import Settings
@@ -97,3 +98,32 @@ def test_a_sent_unsafe_request_is_not_sent_again(
     with in_process_worker(app, [settings.queue_for(settings.default_network)]):
         time.sleep(2)  # the original message, were it delivered, would be dropped
     assert services.store.get(run_id) == report
+
+
+def test_a_message_taken_by_a_worker_that_died_before_noting_it_is_sent_again(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    services = Services.of(app)
+    client = services.registry.redis
+    queue = settings.queue_for(settings.default_network)
+    run_id = one_request_run(app, base_url, "POST")
+    # What kombu does when a worker takes a message: off the queue, into the
+    # unacknowledged set, with the time it was taken (here: two lapses ago).
+    message = json.loads(client.rpop(queue))
+    tag = f"orphan-{run_id}"
+    client.hset(UNACKED_HASH, tag, json.dumps([message, "", queue]))
+    client.zadd(UNACKED_INDEX, {tag: time.time() - 2 * settings.worker_lapse})
+    try:
+        assert resolve_orphans(services) == 1
+        assert resolve_orphans(services) == 0  # resolved once
+        assert not client.hexists(UNACKED_HASH, tag)
+        with in_process_worker(app, [queue]):
+            report = wait_for_report(services, run_id, 30)
+    finally:
+        client.hdel(UNACKED_HASH, tag)
+        client.zrem(UNACKED_INDEX, tag)
+    assert report is not None
+    [execution] = report["run"]["executions"]
+    assert execution["errors"] == [] and execution["attempt"] == 1
+    note = "sent again: the worker that took this request was lost before it started it"
+    assert any(note in text for _, text in execution["console"])
