@@ -66,7 +66,11 @@ def test_killed_workers_lose_no_run_and_send_no_unsafe_request_twice(
                 workers.append(WorkerProcess(settings, [queue], f"w{next(serial)}", concurrency=2))
             for run_id, tag in runs:
                 stored_at = wait_stored(services, run_id, REPORT_WITHIN_SECONDS + 30)
-                assert stored_at is not None, f"round {round_number}: run {run_id} was lost"
+                assert stored_at is not None, (
+                    f"round {round_number}: run {run_id} was lost: progress"
+                    f" {services.registry.progress(run_id)}, results for"
+                    f" {sorted(services.registry.results(run_id))}"
+                )
                 assert stored_at - killed_at <= REPORT_WITHIN_SECONDS, (
                     f"round {round_number}: run {run_id} reported {stored_at - killed_at:.1f} s"
                     " after the kill"
