@@ -438,7 +438,12 @@ _local = threading.local()
 
 
 def context_for_this_thread(limits: ScriptLimits | None = None) -> SandboxContext:
-    """The calling thread's sandbox context, created on first use."""
+    """The calling thread's sandbox context, created on first use.
+
+    For tools and tests that run one collection's scripts on a thread. Runs
+    take their context from ``runtime.sandbox.pool``: a context shared by the
+    runs of a thread would let one run see another's scripts.
+    """
     context: SandboxContext | None = getattr(_local, "context", None)
     if context is None:
         context = SandboxContext(limits)
