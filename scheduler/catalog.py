@@ -12,7 +12,9 @@ The poller writes, the tick and the API read. Keys, under the key prefix:
 - ``source:state``: hash, how the polls are going (see :mod:`scheduler.health`).
 
 Catalog keys expire ``max_staleness`` seconds after the last good poll, so
-environments (which may hold credentials) do not outlive their use.
+environments (which may hold credentials) do not outlive their use. Under
+``PMRUNNER_SECRET_KEY``, collections and environments are sealed in
+``catalog:content`` like a run's data (:mod:`store.sealing`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import redis
 
 from scheduler.monitors import Monitor
 from scheduler.snapshot import Content, Snapshot
+from store.sealing import Sealer
 
 __all__ = ["Catalog", "Changes", "Due"]
 
@@ -80,10 +83,18 @@ class Catalog:
         client: the Redis client.
         prefix: the key prefix (``Settings.key_prefix``).
         max_staleness: seconds the catalog outlives the last good poll.
+        sealer: seals collections and environments at rest (``store.sealing``).
     """
 
-    def __init__(self, client: redis.Redis, prefix: str, max_staleness: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        max_staleness: float,
+        sealer: Sealer | None = None,
+    ) -> None:
         self.redis = client
+        self.sealer = sealer or Sealer()
         self.prefix = prefix
         self.max_staleness = max_staleness
         self.monitors_key = f"{prefix}catalog:monitors"
@@ -110,7 +121,7 @@ class Catalog:
             snapshot.monitors[_text(uid)] = Monitor.from_dict(entry["monitor"])
             snapshot.fetched[_text(uid)] = float(entry.get("fetched") or 0)
         for key, raw in raw_content.items():
-            entry = json.loads(raw)
+            entry = self.sealer.open_json(raw)
             snapshot.content[_text(key)] = Content(entry["stamp"], entry["body"])
         return snapshot
 
@@ -174,7 +185,7 @@ class Catalog:
             if stored.content.get(key) == content:
                 continue
             changed += 1
-            body = json.dumps({"stamp": content.stamp, "body": content.body})
+            body = self.sealer.seal_json({"stamp": content.stamp, "body": content.body})
             pipe.hset(self.content_key, key, body)
             pipe.hset(self.stamps_key, key, _revision(content))
         return changed + len(gone)
@@ -230,7 +241,7 @@ class Catalog:
         raw = self.redis.hget(self.content_key, key)
         if raw is None:
             return None
-        entry = json.loads(raw)
+        entry = self.sealer.open_json(raw)
         content = Content(entry["stamp"], entry["body"])
         with self._cache_lock:
             self._content[key] = content

@@ -151,10 +151,10 @@ class RunRegistry:
         self._collections = CollectionCache(client, self.keys, self.sealer)
 
     def _seal(self, document: Any) -> str:
-        return self.sealer.seal(json.dumps(document))
+        return self.sealer.seal_json(document)
 
     def _open(self, value: str | bytes) -> Any:
-        return json.loads(self.sealer.open(value))
+        return self.sealer.open_json(value)
 
     # -- collections ------------------------------------------------------
 

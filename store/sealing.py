@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -46,6 +48,14 @@ class Sealer:
         if self._fernet is None:
             return text
         return SEALED_PREFIX + self._fernet.encrypt(text.encode()).decode("ascii")
+
+    def seal_json(self, document: Any) -> str:
+        """``document`` as JSON, sealed (or as plain JSON when no key is set)."""
+        return self.seal(json.dumps(document))
+
+    def open_json(self, value: str | bytes) -> Any:
+        """The document of a value written by :meth:`seal_json` (sealed or not)."""
+        return json.loads(self.open(value))
 
     def open(self, value: str | bytes) -> str:
         """The text of a sealed (or plain) value.

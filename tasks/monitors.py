@@ -42,6 +42,7 @@ from scheduler.postman import PostmanClient
 from scheduler.postman_source import MonitorSelection, PostmanMonitorSource
 from scheduler.secrets import SecretOverrides
 from scheduler.snapshot import stored_collection_id
+from store.sealing import Sealer
 from tasks.context import Services, redis_for
 from tasks.dispatch import RunRequest, prepare_run
 from worker.settings import Settings
@@ -111,7 +112,8 @@ def postman_selection(settings: Settings) -> MonitorSelection:
 
 def catalog_for(settings: Settings) -> Catalog:
     """The deployment's monitor catalog in Redis."""
-    return Catalog(redis_for(settings), settings.key_prefix, settings.max_staleness)
+    sealer = Sealer(settings.secret_key)
+    return Catalog(redis_for(settings), settings.key_prefix, settings.max_staleness, sealer)
 
 
 def source_for(settings: Settings) -> MonitorSource | None:
