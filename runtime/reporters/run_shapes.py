@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from runtime.reporters.json_report import run_error_json
 from runtime.results import Execution, Run, iso
 
 JSON = dict[str, Any]
@@ -158,10 +159,18 @@ def _runs_api_stats(run: Run) -> JSON:
     }
 
 
+def _runs_api_error(report: JSON, run: Run) -> JSON | None:
+    """Why the run as a whole failed (it could not start, timed out...), or None."""
+    error = run_error_json(run)
+    if error is not None and report.get("error"):
+        error["message"] = report["error"]  # says what the run error alone does not
+    return error
+
+
 def collection_run_summary(report: JSON) -> JSON:
-    """A ``CollectionRunSummary`` of the Collection Runs API."""
+    """A ``CollectionRunSummary`` of the Collection Runs API (``error`` when one stopped it)."""
     run = Run.from_dict(report["run"])
-    return {
+    summary = {
         "id": report["id"],
         "status": report["status"],
         "source": report["source"],
@@ -172,6 +181,10 @@ def collection_run_summary(report: JSON) -> JSON:
         "environmentId": report.get("environmentId"),
         "createdBy": report.get("createdBy"),
     }
+    error = _runs_api_error(report, run)
+    if error is not None:
+        summary["error"] = error
+    return summary
 
 
 def _runs_api_execution(execution: Execution) -> JSON:
