@@ -17,14 +17,14 @@ The poller writes the outcome of each poll into the hash ``source:state``;
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
+
+from pmrunner.scraped import register_scraped
 
 __all__ = [
     "STATES",
@@ -183,16 +183,6 @@ class SourceHealthCollector:
         )
 
 
-_collector: SourceHealthCollector | None = None
-_collector_lock = threading.Lock()
-
-
 def register_source_metrics(lookup: Callable[[], SourceHealth | None]) -> None:
     """Serve the source's state in this process's metrics (the latest ``lookup`` wins)."""
-    global _collector
-    with _collector_lock:
-        if _collector is None:
-            _collector = SourceHealthCollector(lookup)
-            REGISTRY.register(_collector)
-        else:
-            _collector.lookup = lookup
+    register_scraped(SourceHealthCollector, lookup)

@@ -68,6 +68,10 @@ class Keys:
         """Sorted set: every stored run id by start time (ms)."""
         return f"{self.prefix}runs:all"
 
+    def monitor_run_counts(self) -> str:
+        """Hash: ``<status>:<monitor uid>`` → monitor runs ever stored with that status."""
+        return f"{self.prefix}runs:by-monitor"
+
     def workers(self) -> str:
         """Set: names of workers that heartbeat (lapsed ones until resolved)."""
         return f"{self.prefix}workers"

@@ -24,6 +24,18 @@ from store.keys import Keys, text
 JSON = dict[str, Any]
 SCAN_BATCH = 100
 
+# Store a report and index it; a monitor's run is counted the first time it is stored,
+# in the same step, so every process reads the same counts.
+# KEYS: report, collection index, all runs, monitor run counts.
+# ARGV: report JSON, score, run id, counts field ("" for a run of no monitor).
+_SAVE = """
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) == 1 and ARGV[4] ~= '' then
+  redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+end
+"""
+
 
 @dataclass
 class RunPage:
@@ -81,18 +93,36 @@ class RunStore:
         self.keys = keys or Keys()
         self.retention_days = retention_days
         self.retention_runs = retention_runs
+        self._save = client.register_script(_SAVE)
 
     def save(self, report: JSON) -> None:
-        """Store a report (it needs ``id``, ``collectionId`` and ``startedAt_ms``)."""
+        """Store a report (it needs ``id``, ``collectionId`` and ``startedAt_ms``).
+
+        A monitor's run (``report["monitor"]["uid"]``) is also counted by
+        monitor and status, once per run id (see :meth:`monitor_run_counts`).
+        """
         run_id = str(report["id"])
-        score = float(report["startedAt_ms"])
         index = self.keys.collection_runs(str(report["collectionId"]))
-        pipe = self.redis.pipeline()
-        pipe.set(self.keys.report(run_id), json.dumps(report))
-        pipe.zadd(index, {run_id: score})
-        pipe.zadd(self.keys.all_runs(), {run_id: score})
-        pipe.execute()
+        monitor = (report.get("monitor") or {}).get("uid")
+        counted = f"{report['status']}:{monitor}" if monitor else ""
+        self._save(
+            keys=[
+                self.keys.report(run_id),
+                index,
+                self.keys.all_runs(),
+                self.keys.monitor_run_counts(),
+            ],
+            args=[json.dumps(report), float(report["startedAt_ms"]), run_id, counted],
+        )
         self._enforce_retention(index)
+
+    def monitor_run_counts(self) -> dict[tuple[str, str], int]:
+        """(monitor uid, status) → runs stored since the first (retention does not lower it)."""
+        counts: dict[tuple[str, str], int] = {}
+        for field_name, count in self.redis.hgetall(self.keys.monitor_run_counts()).items():
+            status, _, monitor = text(field_name).partition(":")
+            counts[(monitor, status)] = int(count)
+        return counts
 
     def _enforce_retention(self, index: str) -> None:
         cutoff = (time.time() - self.retention_days * 86400) * 1000

@@ -2,12 +2,20 @@
 
 Counters and gauges live in the process that does the work (a worker, or
 ``pmrunner runner start``); ``start_metrics_server`` serves them on
-``/metrics`` for Prometheus to scrape.
+``/metrics`` for Prometheus to scrape. Monitor runs by monitor and status
+(``pmrunner_monitor_runs_total``) are read from the run store when scraped,
+so every process that serves metrics shows the same counts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+import redis
 from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+
+from pmrunner.scraped import register_scraped
 
 RUNS_FINISHED = Counter(
     "pmrunner_runs_finished_total", "Runs reported, by outcome and source", ["status", "source"]
@@ -28,3 +36,33 @@ RUNS_SWEPT = Counter("pmrunner_runs_swept_total", "Runs ended by the sweeper at 
 def start_metrics_server(port: int, address: str = "0.0.0.0") -> None:
     """Serve ``/metrics`` on ``address:port`` from a background thread."""
     start_http_server(port, addr=address)
+
+
+class MonitorRunsCollector:
+    """``pmrunner_monitor_runs_total{monitor, status}``, read from the run store when scraped.
+
+    Args:
+        lookup: (monitor uid, status) → runs stored (``RunStore.monitor_run_counts``).
+    """
+
+    def __init__(self, lookup: Callable[[], dict[tuple[str, str], int]]) -> None:
+        self.lookup = lookup
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            counts = self.lookup()
+        except (redis.RedisError, OSError):
+            return  # Redis is away: /health says so; the other metrics are still served
+        runs = CounterMetricFamily(
+            "pmrunner_monitor_runs",
+            "Monitor runs stored by every process (started or not), by monitor and status",
+            labels=["monitor", "status"],
+        )
+        for (monitor, status), count in sorted(counts.items()):
+            runs.add_metric([monitor, status], count)
+        yield runs
+
+
+def register_monitor_run_counts(lookup: Callable[[], dict[tuple[str, str], int]]) -> None:
+    """Serve the stored monitor run counts in this process's metrics (the latest wins)."""
+    register_scraped(MonitorRunsCollector, lookup)

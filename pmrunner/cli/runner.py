@@ -133,11 +133,23 @@ def start_metrics(port: int) -> None:
 
 
 def register_health_metrics(settings: Settings) -> None:
-    """Serve the monitor source's state in the metrics too, as ``/health`` reports it."""
+    """Serve the monitor source's state and the stored monitor run counts in the metrics too."""
+    import redis
+
+    from api.context import HEALTH_REDIS_TIMEOUT
     from api.health import source_health
     from scheduler.health import register_source_metrics
+    from store.keys import Keys
+    from store.runs import RunStore
+    from worker.metrics import register_monitor_run_counts
 
     register_source_metrics(lambda: source_health(settings))
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=HEALTH_REDIS_TIMEOUT,
+        socket_timeout=HEALTH_REDIS_TIMEOUT,
+    )
+    register_monitor_run_counts(RunStore(client, Keys(settings.key_prefix)).monitor_run_counts)
 
 
 def beat_schedule_file(settings: Settings) -> Path:
