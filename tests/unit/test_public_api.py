@@ -52,3 +52,17 @@ def test_every_error_has_one_root_and_a_docstring() -> None:
         assert issubclass(cls, errors.PmrunnerError), cls
         assert cls.__doc__ and "\n" not in cls.__doc__.strip(), cls
         assert cls.__name__ in errors.__doc__, f"{cls.__name__} missing from the tree"
+
+
+def test_a_local_run_does_not_import_celery() -> None:
+    """``pmrunner run`` and the settings load without Celery; ``worker.app`` is the app."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pmrunner.cli.run, tasks.egress, worker\n"
+        "assert 'celery' not in sys.modules, 'celery imported'\n"
+        "from celery import Celery\n"
+        "assert isinstance(worker.app, Celery) and isinstance(worker.app, Celery)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
