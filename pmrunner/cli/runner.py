@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +203,22 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
     return 0 if stops else int(worker.exitcode or 0)
 
 
+def exit_cleanly_on_stop_signals() -> None:
+    """Make SIGTERM and SIGINT end this process with exit 0 until the worker takes them over.
+
+    A stop that comes while the embedded Redis, the API or the worker's script
+    contexts are still starting unwinds what was started, as a later stop
+    does, instead of killing the process with Redis left running.
+    """
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise SystemExit(0)
+
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, stop)
+
+
 def requested_stops() -> list[str]:
     """A list that collects the signals (SIGINT, SIGTERM ...) the worker is asked to stop by."""
     from celery.signals import worker_shutting_down
@@ -311,6 +329,7 @@ def serve_runner(params: dict[str, Any], **settings_overrides: Any) -> int:
     ``settings_overrides`` replace settings fields after the options are applied
     (``pmrunner up`` points ``redis_url`` at its embedded Redis).
     """
+    exit_cleanly_on_stop_signals()
     try:
         settings = dataclasses.replace(configured_settings(params), **settings_overrides)
         monitors = check_source(settings)

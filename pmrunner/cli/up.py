@@ -17,7 +17,7 @@ import click
 
 from pmrunner.cli.demo import demo_api, examples_folder
 from pmrunner.cli.output import CommandError
-from pmrunner.cli.runner import runner_options, serve_runner
+from pmrunner.cli.runner import exit_cleanly_on_stop_signals, runner_options, serve_runner
 from pmrunner.errors import PmrunnerError
 
 
@@ -62,6 +62,7 @@ def use_demo(params: dict[str, Any], base_url: str) -> None:
 
 def start_up(data_dir: Path | None, params: dict[str, Any]) -> None:
     """Start the runner on the configured Redis, or on an embedded one; exits with its code."""
+    exit_cleanly_on_stop_signals()
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir.expanduser()

@@ -139,3 +139,20 @@ def test_up_runs_monitors_on_its_own_redis_and_keeps_history(tmp_path: Path, bas
     finally:
         assert stop(second) == 0
     assert API_KEY not in log.read_text()
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
+def test_a_stop_while_up_is_starting_exits_cleanly(
+    tmp_path: Path, base_url: str, delay: float
+) -> None:
+    """SIGTERM at any moment of the start (Redis, API, script contexts): exit 0, nothing left."""
+    monitors = write_monitors(tmp_path, base_url)
+    data_dir = tmp_path / "data"
+    log = tmp_path / "up.log"
+    process = start_up(monitors, data_dir, free_port(), log)
+    time.sleep(delay)
+    assert stop(process) == 0, log.read_text()[-3000:]
+    deadline = time.monotonic() + 10
+    while embedded_servers(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not embedded_servers(data_dir), "the embedded Redis outlived pmrunner up"
