@@ -7,6 +7,8 @@ Endpoints:
 
 - ``GET /health``, ``GET /metrics``: open to anyone;
 - ``POST /monitors/{monitor_uid}/run``: Postman's Run a Monitor;
+- ``GET /monitors`` and ``GET /monitors/{monitor_uid}``: monitors with their
+  schedule, next slot and last run;
 - ``GET /collections/{collectionId}/runs`` and ``.../runs/{runId}``: the
   Collection Runs API;
 - ``GET /openapi.json``: the OpenAPI document of all of them.
@@ -33,6 +35,7 @@ from api.errors import (
     handle_unexpected,
 )
 from api.health import health, metrics, openapi
+from api.monitor_list import get_monitor, list_monitors
 from api.monitors import run_monitor
 from api.ratelimit import ClientRateLimiter
 from api.runs import get_run, list_runs
@@ -52,6 +55,8 @@ ROUTES = [
     Route("/health", health, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/monitors", list_monitors, methods=["GET"]),
+    Route("/monitors/{monitor_uid}", get_monitor, methods=["GET"]),
     Route("/monitors/{monitor_uid}/run", run_monitor, methods=["POST"]),
     Route("/collections/{collectionId}/runs", list_runs, methods=["GET"]),
     Route("/collections/{collectionId}/runs/{runId}", get_run, methods=["GET"]),

@@ -68,6 +68,10 @@ class Keys:
         """Sorted set: every stored run id by start time (ms)."""
         return f"{self.prefix}runs:all"
 
+    def monitor_runs(self, monitor_uid: str) -> str:
+        """Sorted set: run ids of a monitor by start time (ms)."""
+        return f"{self.prefix}monitor-runs:{monitor_uid}"
+
     def monitor_run_counts(self) -> str:
         """Hash: ``<status>:<monitor uid>`` → monitor runs ever stored with that status."""
         return f"{self.prefix}runs:by-monitor"

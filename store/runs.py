@@ -2,9 +2,11 @@
 
 A report is stored once, as JSON, with secrets already masked. Each
 collection keeps a sorted index (newest first when listed) that the
-Collection Runs API pages through with an opaque cursor. Retention drops
-runs older than ``retention_days`` and keeps at most ``retention_runs`` per
-collection.
+Collection Runs API pages through with an opaque cursor; each monitor has
+an index of its own runs (its last run, ``pmrunner runs list --monitor``),
+and one index holds every run. Retention drops runs older than
+``retention_days`` and keeps at most ``retention_runs`` per collection, from
+every index.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import builtins
 import json
 import re
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -23,14 +26,21 @@ from store.keys import Keys, text
 
 JSON = dict[str, Any]
 SCAN_BATCH = 100
+# A monitor's last run is the newest of this many that retention has not dropped.
+LAST_RUN_CANDIDATES = 5
+# A run id prefix shorter than this is not looked up.
+MIN_RUN_ID_PREFIX = 6
 
 # Store a report and index it; a monitor's run is counted the first time it is stored,
 # in the same step, so every process reads the same counts.
-# KEYS: report, collection index, all runs, monitor run counts.
+# KEYS: report, collection index, all runs, monitor run counts, the monitor's index.
 # ARGV: report JSON, score, run id, counts field ("" for a run of no monitor).
 _SAVE = """
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
+end
 if redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) == 1 and ARGV[4] ~= '' then
   redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
 end
@@ -71,6 +81,12 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     return float(position), run_id
 
 
+def monitor_uid(report: JSON) -> str | None:
+    """The uid of the monitor a stored run belongs to; None for a run of no monitor."""
+    uid = (report.get("monitor") or {}).get("uid")
+    return str(uid) if uid else None
+
+
 class RunStore:
     """Finished runs in Redis.
 
@@ -103,7 +119,7 @@ class RunStore:
         """
         run_id = str(report["id"])
         index = self.keys.collection_runs(str(report["collectionId"]))
-        monitor = (report.get("monitor") or {}).get("uid")
+        monitor = monitor_uid(report)
         counted = f"{report['status']}:{monitor}" if monitor else ""
         self._save(
             keys=[
@@ -111,6 +127,7 @@ class RunStore:
                 index,
                 self.keys.all_runs(),
                 self.keys.monitor_run_counts(),
+                self.keys.monitor_runs(str(monitor or "")),
             ],
             args=[json.dumps(report), float(report["startedAt_ms"]), run_id, counted],
         )
@@ -133,9 +150,18 @@ class RunStore:
             expired += [text(r) for r in oldest]
         if not expired:
             return
+        monitors: dict[str, builtins.list[str]] = {}
+        for run_id, raw in zip(
+            expired, self.redis.mget(map(self.keys.report, expired)), strict=True
+        ):
+            uid = monitor_uid(json.loads(raw)) if raw else None
+            if uid:
+                monitors.setdefault(uid, []).append(run_id)
         pipe = self.redis.pipeline()
         pipe.zrem(index, *expired)
         pipe.zrem(self.keys.all_runs(), *expired)
+        for uid, run_ids in monitors.items():
+            pipe.zrem(self.keys.monitor_runs(uid), *run_ids)
         pipe.delete(*(self.keys.report(run_id) for run_id in expired))
         pipe.execute()
 
@@ -197,3 +223,100 @@ class RunStore:
                 if source and report.get("source") != source:
                     continue
                 found.append((float(score), text(run_id), report))
+
+    # -- across collections: the command line's and the monitors' view ----------------------
+
+    def recent(
+        self,
+        *,
+        limit: int = 20,
+        monitor: str | None = None,
+        collection_ids: Sequence[str] = (),
+        status: str | None = None,
+    ) -> builtins.list[JSON]:
+        """The newest stored runs first, at most ``limit``, filtered.
+
+        Parameters:
+            monitor: only runs of this monitor (its uid, or its name).
+            collection_ids: only runs of a collection stored under one of these ids.
+            status: only runs with this status (``finished``, ``failed``).
+        """
+        index = self._index_for(monitor, collection_ids)
+        found: builtins.list[JSON] = []
+        for report in self._newest_first(index):
+            if status and report.get("status") != status:
+                continue
+            if collection_ids and report.get("collectionId") not in collection_ids:
+                continue
+            if monitor and monitor not in _monitor_names(report):
+                continue
+            found.append(report)
+            if len(found) >= limit:
+                break
+        return found
+
+    def _index_for(self, monitor: str | None, collection_ids: Sequence[str]) -> str:
+        """The smallest index that holds every run the filters can match."""
+        if monitor and self.redis.exists(self.keys.monitor_runs(monitor)):
+            return self.keys.monitor_runs(monitor)
+        for collection_id in collection_ids:
+            if self.redis.exists(self.keys.collection_runs(collection_id)):
+                # One of the ids at most has runs (an id, or the same id in a Postman UID).
+                return self.keys.collection_runs(collection_id)
+        return self.keys.all_runs()
+
+    def _newest_first(self, index: str) -> Iterator[JSON]:
+        offset = 0
+        while True:
+            batch = [text(r) for r in self.redis.zrevrange(index, offset, offset + SCAN_BATCH - 1)]
+            if not batch:
+                return
+            offset += len(batch)
+            for raw in self.redis.mget([self.keys.report(run_id) for run_id in batch]):
+                if raw is not None:  # dropped by retention meanwhile
+                    yield json.loads(raw)
+
+    def last_runs(self, monitor_uids: Iterable[str]) -> dict[str, JSON]:
+        """uid → the newest stored run of that monitor, for the monitors that have one."""
+        uids = builtins.list(dict.fromkeys(monitor_uids))
+        pipe = self.redis.pipeline(transaction=False)
+        for uid in uids:
+            pipe.zrevrange(self.keys.monitor_runs(uid), 0, LAST_RUN_CANDIDATES - 1)
+        newest = {
+            uid: [text(r) for r in ids] for uid, ids in zip(uids, pipe.execute(), strict=True)
+        }
+        wanted = [run_id for ids in newest.values() for run_id in ids]
+        if not wanted:
+            return {}
+        reports = dict(zip(wanted, self.redis.mget(map(self.keys.report, wanted)), strict=True))
+        last: dict[str, JSON] = {}
+        for uid, ids in newest.items():
+            raw = next((reports[run_id] for run_id in ids if reports[run_id]), None)
+            if raw is not None:
+                last[uid] = json.loads(raw)
+        return last
+
+    def find(self, run_id: str) -> JSON | None:
+        """The run ``run_id``, or the one run whose id starts with it (6 characters at least).
+
+        Raises:
+            InputError: several runs start with ``run_id``.
+        """
+        report = self.get(run_id)
+        if report is not None or len(run_id) < MIN_RUN_ID_PREFIX:
+            return report
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", run_id) + "*"
+        matches = {
+            text(member)
+            for member, _ in self.redis.zscan_iter(self.keys.all_runs(), match=pattern, count=1000)
+        }
+        if len(matches) > 1:
+            shown = ", ".join(sorted(matches)[:5])
+            raise InputError(f"run id {run_id!r} is ambiguous: it starts {shown}")
+        return self.get(matches.pop()) if matches else None
+
+
+def _monitor_names(report: JSON) -> tuple[str, ...]:
+    """What names a run's monitor: its uid and its name."""
+    meta = report.get("monitor") or {}
+    return tuple(str(meta[key]) for key in ("uid", "name") if meta.get(key))

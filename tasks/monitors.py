@@ -29,7 +29,7 @@ from typing import Any
 from celery import Celery
 
 from pmrunner.errors import ConfigurationError, PmrunnerError
-from runtime.loading import VariableFile
+from runtime.loading import VariableFile, load_collection
 from runtime.options import RunOptions, Timeouts, TLSOptions
 from runtime.reporters.run_shapes import build_report
 from runtime.results import Run, ScriptError, utc_now
@@ -257,7 +257,8 @@ def report_failed_start(
     """Store a run that could not start, with its reason, under the collection's id."""
     from worker.metrics import RUNS_FINISHED
 
-    run = Run(collection_id=stored_collection_id(monitor.collection), collection_name=monitor.name)
+    collection_id = failed_start_collection_id(services, monitor)
+    run = Run(collection_id=collection_id, collection_name=monitor.name)
     run.run_errors.append(ScriptError("run", type(error).__name__, str(error)))
     run.finished_at = utc_now()
     report = build_report(
@@ -267,6 +268,27 @@ def report_failed_start(
     services.store.save(report)
     RUNS_FINISHED.labels(report["status"], source_name).inc()
     after_monitor_run(services, report)
+
+
+def failed_start_collection_id(services: Services, monitor: Monitor) -> str:
+    """The id the runs of ``monitor``'s collection are stored under, when its run could not start.
+
+    A Postman collection's is the id in its UID. A local collection file's is
+    its ``_postman_id`` (as a run that started stores it), read from the file
+    when it still reads; else the collection id of the monitor's last stored
+    run; else an id made from the file's path, the same every time, so the
+    Collection Runs API can always reach the run.
+    """
+    if monitor.source != "local":
+        return stored_collection_id(monitor.collection)
+    try:
+        return load_collection(monitor.collection).id
+    except PmrunnerError:
+        pass
+    last = services.store.last_runs([monitor.uid]).get(monitor.uid)
+    if last and last.get("collectionId"):
+        return str(last["collectionId"])
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "pmrunner:collection-file:" + monitor.collection))
 
 
 def after_monitor_run(services: Services, report: JSON) -> None:

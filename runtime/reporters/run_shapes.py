@@ -50,8 +50,17 @@ def build_report(
     }
 
 
-def _request_failed(execution: Execution) -> bool:
-    return execution.failed
+def run_counts(run: Run) -> JSON:
+    """Requests and assertions, total and failed, as the json reporter's ``run.stats`` counts them.
+
+    A request failed when it got no response (a connection error, a timeout);
+    a failed assertion does not fail its request.
+    """
+    stats = run.stats()
+    return {
+        kind: {"total": stats[kind]["total"], "failed": stats[kind]["failed"]}
+        for kind in ("requests", "assertions")
+    }
 
 
 def _headers_dict(headers: list[tuple[str, str]]) -> dict[str, str]:
@@ -118,8 +127,7 @@ def monitor_run_result(report: JSON) -> JSON:
         {"assertion": {}, "executionId": None, "message": e.message, "name": e.name}
         for e in run.run_errors
     ]
-    assertions = [a for e in run.executions for a in e.assertions if not a.skipped]
-    sent = [e for e in run.executions if not e.skipped]
+    counts = run_counts(run)
     return {
         "run": {
             "info": {
@@ -131,31 +139,10 @@ def monitor_run_result(report: JSON) -> JSON:
                 "startedAt": report["startedAt"],
                 "status": "failed" if run.failed else "success",
             },
-            "stats": {
-                "assertions": {
-                    "failed": sum(1 for a in assertions if not a.passed),
-                    "total": len(assertions),
-                },
-                "requests": {
-                    "failed": sum(1 for e in sent if _request_failed(e)),
-                    "total": len(sent),
-                },
-            },
+            "stats": {"assertions": counts["assertions"], "requests": counts["requests"]},
             "executions": [_monitor_execution(e) for e in run.executions],
             "failures": failures,
         }
-    }
-
-
-def _runs_api_stats(run: Run) -> JSON:
-    assertions = [a for e in run.executions for a in e.assertions if not a.skipped]
-    sent = [e for e in run.executions if not e.skipped]
-    return {
-        "requests": {"total": len(sent), "failed": sum(1 for e in sent if _request_failed(e))},
-        "assertions": {
-            "total": len(assertions),
-            "failed": sum(1 for a in assertions if not a.passed),
-        },
     }
 
 
@@ -167,6 +154,14 @@ def _runs_api_error(report: JSON, run: Run) -> JSON | None:
     return error
 
 
+def run_monitor(report: JSON) -> JSON | None:
+    """``{"id", "name"}`` of the monitor the run belongs to; None for a run of no monitor."""
+    meta = report.get("monitor") or {}
+    if not meta.get("uid"):
+        return None
+    return {"id": str(meta["uid"]), "name": str(meta.get("name") or meta["uid"])}
+
+
 def collection_run_summary(report: JSON) -> JSON:
     """A ``CollectionRunSummary`` of the Collection Runs API (``error`` when one stopped it)."""
     run = Run.from_dict(report["run"])
@@ -176,10 +171,11 @@ def collection_run_summary(report: JSON) -> JSON:
         "source": report["source"],
         "startedAt": report["startedAt"],
         "finishedAt": report["finishedAt"],
-        "stats": _runs_api_stats(run),
+        "stats": run_counts(run),
         "collectionId": report["collectionId"],
         "environmentId": report.get("environmentId"),
         "createdBy": report.get("createdBy"),
+        "monitor": run_monitor(report),
     }
     error = _runs_api_error(report, run)
     if error is not None:

@@ -43,9 +43,10 @@ def check_monitor_run_shape(body: JSON, echo_url: str) -> None:
     assert info["name"] == "API smoke"
     assert info["status"] == "failed"
     assert info["jobId"] and info["startedAt"] and info["finishedAt"]
+    # Both requests got responses: none failed, one assertion did (the json reporter's counts).
     assert run["stats"] == {
         "assertions": {"failed": 1, "total": 2},
-        "requests": {"failed": 1, "total": 2},
+        "requests": {"failed": 0, "total": 2},
     }
     first, second = run["executions"]
     host = echo_url.removeprefix("http://")
