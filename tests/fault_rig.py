@@ -9,6 +9,7 @@ a request whose worker dies mid-flight is still seen as received.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis
+
+from store.keys import text
 
 JSON = dict[str, Any]
 SAFE = {"GET", "HEAD", "OPTIONS", "TRACE"}
@@ -41,7 +44,7 @@ class RecordingTarget(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{text(host)}:{port}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Quiet: a worker killed mid-request leaves a broken pipe, which is expected here."""
@@ -240,3 +243,108 @@ class PrivateRedis:
             self.process.terminate()
             self.process.wait(10)
         self.process = None
+
+
+class StepJournal:
+    """Watches runs in Redis from outside and keeps the history of every step's state.
+
+    Every ``interval`` seconds it reads, for each watched run, the step
+    bookkeeping (progress fields, results, ended branches), which worker
+    holds which step and in what phase, and where the run's messages are
+    (waiting in a queue, or taken and not acknowledged); it keeps each change
+    with its time. ``history(run_id)`` tells what became of a run that was
+    lost: which step, which worker, what the queues held.
+    """
+
+    def __init__(
+        self, client: redis.Redis, prefix: str, queues: list[str], interval: float = 0.25
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.queues = queues
+        self.interval = interval
+        self._runs: dict[str, dict[str, str]] = {}
+        self._changes: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="step-journal", daemon=True)
+        self._started = time.time()
+
+    def start(self) -> StepJournal:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def watch(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.setdefault(run_id, {})
+            self._changes.setdefault(run_id, [])
+
+    def note(self, run_id: str, what: str) -> None:
+        """Add an event seen by the test itself (a kill, a wait that ended)."""
+        with self._lock:
+            self._changes.setdefault(run_id, []).append(f"{self._clock()} {what}")
+
+    def history(self, run_id: str) -> str:
+        self._observe(run_id)
+        with self._lock:
+            return "\n".join(self._changes.get(run_id, []))
+
+    def _clock(self) -> str:
+        return f"t+{time.time() - self._started:7.2f}"
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                runs = list(self._runs)
+            for run_id in runs:
+                try:
+                    self._observe(run_id)
+                except redis.RedisError:
+                    continue  # the fault may be Redis itself
+
+    def _observe(self, run_id: str) -> None:
+        now = self._snapshot(run_id)
+        with self._lock:
+            before = self._runs.get(run_id, {})
+            for name in sorted(set(before) | set(now)):
+                if before.get(name) != now.get(name):
+                    self._changes.setdefault(run_id, []).append(
+                        f"{self._clock()} {name}: {now.get(name, '(gone)')}"
+                    )
+            self._runs[run_id] = now
+
+    def _snapshot(self, run_id: str) -> dict[str, str]:
+        client, prefix = self.client, self.prefix
+        found: dict[str, str] = {}
+        for name, value in client.hgetall(f"{prefix}run:{run_id}:progress").items():
+            found[f"progress {text(name)}"] = text(value)[:160]
+        for name in client.hkeys(f"{prefix}run:{run_id}:results"):
+            found[f"result {text(name)}"] = "recorded"
+        done = sorted(text(b) for b in client.smembers(f"{prefix}run:{run_id}:done"))
+        found["branches ended"] = ",".join(done)
+        found["final"] = "yes" if client.exists(f"{prefix}run:{run_id}:final") else "no"
+        for worker in client.smembers(f"{prefix}workers"):
+            name = text(worker)
+            state = "alive" if client.exists(f"{prefix}worker:{name}:alive") else "lapsed"
+            for held, entry in client.hgetall(f"{prefix}worker:{name}:steps").items():
+                if text(held).startswith(f"{run_id}|"):
+                    phase = json.loads(entry).get("phase")
+                    found[f"held {text(held)[len(run_id) + 1 :]}"] = f"{name} ({state}) {phase}"
+        for queue in self.queues:
+            for message in client.lrange(queue, 0, -1):
+                if run_id in text(message):
+                    found[f"waiting in {queue}: {_step_of(text(message))}"] = "yes"
+        for tag, message in client.hgetall("unacked").items():
+            if run_id in text(message):
+                found[f"taken, unacknowledged {text(tag)}: {_step_of(text(message))}"] = "yes"
+        return found
+
+
+def _step_of(message: str) -> str:
+    """The ``step=...`` of a step message (its argsrepr), or the message's start."""
+    at = message.find("step=")
+    return message[at : message.find(" ", at)] if at >= 0 else message[:60]
