@@ -58,9 +58,13 @@ class WorkerBook:
         """Workers whose heartbeat has not lapsed."""
         return [name for name, alive in self._known().items() if alive]
 
+    def known(self) -> list[str]:
+        """Every worker that heartbeat and was not resolved yet, alive or lapsed."""
+        return sorted(text(name) for name in self.redis.smembers(self.keys.workers()))
+
     def _known(self) -> dict[str, bool]:
         """Every worker that heartbeat, and whether it still does."""
-        names = sorted(text(name) for name in self.redis.smembers(self.keys.workers()))
+        names = self.known()
         pipe = self.redis.pipeline()
         for name in names:
             pipe.exists(self.keys.worker_alive(name))

@@ -169,7 +169,7 @@ def resolve_step(services: Services, worker: str, entry: JSON) -> None:
         next_key = step_key(branch_key, number + 1)
         if next_key not in results and f"{next_key}:owner" not in progress:
             note = f"sent on: worker {worker} was lost before it sent this request"
-            _send_again(services, successor["args"], successor["queue"], note, owner=None)
+            send_again(services, successor["args"], successor["queue"], note, owner=None)
         return
     if key in results or not _still_held(entry, progress.get(f"{key}:owner")):
         return
@@ -178,13 +178,13 @@ def resolve_step(services: Services, worker: str, entry: JSON) -> None:
     attempts = int(progress.get(f"{key}:attempts") or 0)
     if not method:
         note = f"sent again: worker {worker} was lost before it sent this request"
-        _send_again(services, entry["args"], entry["queue"], note, owner=owner)
+        send_again(services, entry["args"], entry["queue"], note, owner=owner)
     elif attempts < 2 and (method in SAFE_METHODS or services.settings.resend_unsafe):
         note = (
             f"retried: worker {worker} was lost after sending this {method} request;"
             f" it was sent once more"
         )
-        _send_again(services, entry["args"], entry["queue"], note, owner=owner)
+        send_again(services, entry["args"], entry["queue"], note, owner=owner)
     else:
         _outcome_unknown(services, worker, entry, method)
 
@@ -197,7 +197,7 @@ def _still_held(entry: JSON, owner: str | None) -> bool:
     return owner == entry.get("task") or (bool(token) and owner == f"token:{token}")
 
 
-def _send_again(
+def send_again(
     services: Services, args: list[Any], queue: str, note: str, *, owner: str | None
 ) -> bool:
     """Send a step once more; only the delivery with the new token may run it.
@@ -287,7 +287,7 @@ def resolve_orphans(services: Services, batch: int = 100) -> int:
         args, token, queue = step
         owner = f"token:{token}" if token else None
         note = "sent again: the worker that took this request was lost before it started it"
-        if _send_again(services, args, queue, note, owner=owner):
+        if send_again(services, args, queue, note, owner=owner):
             resent += 1
         _forget_message(services, tag)
     return resent

@@ -26,6 +26,7 @@ from tasks.context import Services
 from tasks.liveness import resolve_lost, resolve_orphans
 from tasks.outbox import Outbox
 from tasks.sweep import sweep
+from tasks.transit import TransitWatch
 
 log = logging.getLogger(__name__)
 LEASE_MIN_SECONDS = 5.0
@@ -54,6 +55,7 @@ class Upkeep:
         self._stop = threading.Event()
         self._hold = services.registry.redis.register_script(_HOLD)
         self._outbox = Outbox(services)
+        self._transit = TransitWatch(services)
         self._trusted_from = time.monotonic() + services.settings.worker_lapse
         self._failing = False
         self._thread = threading.Thread(target=self._loop, name="pmrunner-upkeep", daemon=True)
@@ -84,7 +86,9 @@ class Upkeep:
         if self._may_judge_workers():
             for worker in self.services.workers.lapsed():
                 resolve_lost(self.services, worker)
+                self._transit.alert()  # it may have taken a message it never filed
             resolve_orphans(self.services)
+            self._transit.run_once()
         self._outbox.deliver_due()
         return True
 
@@ -102,6 +106,7 @@ class Upkeep:
                 self.run_once()
             except redis.RedisError as error:
                 self._trusted_from = time.monotonic() + lapse
+                self._transit.alert()  # a reply may have been lost with a connection
                 if not self._failing:
                     log.warning("upkeep: Redis unreachable (%s); retrying", error)
                 self._failing = True
@@ -112,6 +117,7 @@ class Upkeep:
                 # A round that long waited on Redis (its client rides out outages):
                 # heartbeats missed meanwhile prove nothing yet.
                 self._trusted_from = time.monotonic() + lapse
+                self._transit.alert()
             if self._failing:
                 log.warning("upkeep: Redis reachable again")
                 self._failing = False
