@@ -84,6 +84,14 @@ class Keys:
         """Present while the worker heartbeats (it expires after the lapse)."""
         return f"{self.prefix}worker:{worker}:alive"
 
+    def worker_queues(self) -> str:
+        """Hash: worker name -> the queues it consumes, comma separated (while it is known)."""
+        return f"{self.prefix}workers:queues"
+
+    def run_metrics(self) -> str:
+        """Hash: counts derived from stored runs (request latency buckets, assertion failures)."""
+        return f"{self.prefix}runs:metrics"
+
     def worker_steps(self, worker: str) -> str:
         """Hash: ``<run id>|<step key>`` -> the step the worker holds and its phase (JSON)."""
         return f"{self.prefix}worker:{worker}:steps"

@@ -22,6 +22,7 @@ from typing import Any, cast
 import redis
 
 from pmrunner.errors import InputError
+from store import run_metrics
 from store.keys import Keys, text
 
 JSON = dict[str, Any]
@@ -31,18 +32,26 @@ LAST_RUN_CANDIDATES = 5
 # A run id prefix shorter than this is not looked up.
 MIN_RUN_ID_PREFIX = 6
 
-# Store a report and index it; a monitor's run is counted the first time it is stored,
+# Store a report and index it; the first time a run is stored, a monitor's run is
+# counted and the run's latencies and failed assertions are added (store.run_metrics),
 # in the same step, so every process reads the same counts.
-# KEYS: report, collection index, all runs, monitor run counts, the monitor's index.
-# ARGV: report JSON, score, run id, counts field ("" for a run of no monitor).
+# KEYS: report, collection index, all runs, monitor run counts, the monitor's index,
+# run metrics.
+# ARGV: report JSON, score, run id, counts field ("" for a run of no monitor),
+# then pairs of run metrics field and amount.
 _SAVE = """
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
 end
-if redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) == 1 and ARGV[4] ~= '' then
-  redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+if redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3]) == 1 then
+  if ARGV[4] ~= '' then
+    redis.call('HINCRBY', KEYS[4], ARGV[4], 1)
+  end
+  for i = 5, #ARGV, 2 do
+    redis.call('HINCRBYFLOAT', KEYS[6], ARGV[i], ARGV[i + 1])
+  end
 end
 """
 
@@ -115,7 +124,8 @@ class RunStore:
         """Store a report (it needs ``id``, ``collectionId`` and ``startedAt_ms``).
 
         A monitor's run (``report["monitor"]["uid"]``) is also counted by
-        monitor and status, once per run id (see :meth:`monitor_run_counts`).
+        monitor and status, once per run id (see :meth:`monitor_run_counts`), and
+        its latencies and failed assertions are added to ``store.run_metrics``.
         """
         run_id = str(report["id"])
         index = self.keys.collection_runs(str(report["collectionId"]))
@@ -128,8 +138,15 @@ class RunStore:
                 self.keys.all_runs(),
                 self.keys.monitor_run_counts(),
                 self.keys.monitor_runs(str(monitor or "")),
+                self.keys.run_metrics(),
             ],
-            args=[json.dumps(report), float(report["startedAt_ms"]), run_id, counted],
+            args=[
+                json.dumps(report),
+                float(report["startedAt_ms"]),
+                run_id,
+                counted,
+                *(part for pair in run_metrics.increments(report) for part in pair),
+            ],
         )
         self._enforce_retention(index)
 

@@ -35,6 +35,21 @@ class WorkerBook:
         pipe.sadd(self.keys.workers(), worker)
         pipe.execute()
 
+    def announce(self, worker: str, queues: list[str]) -> None:
+        """Say which queues ``worker`` consumes (read by metrics, ``/health`` and waiters)."""
+        self.redis.hset(self.keys.worker_queues(), worker, ",".join(sorted(set(queues))))
+
+    def consumers(self) -> dict[str, list[str]]:
+        """Live workers and the queues each consumes (empty for one that did not say)."""
+        live = self.live()
+        if not live:
+            return {}
+        announced = self.redis.hmget(self.keys.worker_queues(), live)
+        return {
+            name: [queue for queue in text(queues or "").split(",") if queue]
+            for name, queues in zip(live, announced, strict=True)
+        }
+
     def received(self, worker: str, field: str, entry: JSON) -> None:
         """Note a step message the worker took from its queue (not started yet)."""
         key = self.keys.worker_steps(worker)
@@ -48,6 +63,7 @@ class WorkerBook:
         pipe = self.redis.pipeline()
         pipe.delete(self.keys.worker_alive(worker), self.keys.worker_steps(worker))
         pipe.srem(self.keys.workers(), worker)
+        pipe.hdel(self.keys.worker_queues(), worker)
         pipe.execute()
 
     def lapsed(self) -> list[str]:
@@ -90,6 +106,7 @@ class WorkerBook:
         pipe = self.redis.pipeline()
         pipe.delete(self.keys.worker_steps(worker))
         pipe.srem(self.keys.workers(), worker)
+        pipe.hdel(self.keys.worker_queues(), worker)
         pipe.execute()
 
     def server_uptime(self) -> float:

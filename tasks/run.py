@@ -461,5 +461,32 @@ def finalize_run(self: Task, run_id: str) -> JSON | None:
     chord early: then the last step, the lost-worker resolution or the
     sweeper at the deadline reports it instead.
     """
-    report = finalize_if_complete(Services.of(self.app), run_id)
-    return {"run": run_id, "status": report["status"]} if report else None
+    services = Services.of(self.app)
+    report = finalize_if_complete(services, run_id) or services.store.get(run_id)
+    if report is None and services.registry.ticket(run_id) is None:
+        return None  # no such run (another cluster's, or long gone)
+    return run_outcome(run_id, report)
+
+
+def run_outcome(run_id: str, report: JSON | None) -> JSON:
+    """What ``finalize_run`` returns, for Flower's result column: the run's status and counts.
+
+    Every task of a run succeeds as a task, whatever its requests and
+    assertions did; this result is where Flower shows that a run failed.
+    """
+    if report is None:  # a branch still runs: its end, or the sweeper, reports the run
+        return {"run": run_id, "status": "running"}
+    assertions = [
+        assertion
+        for execution in (report.get("run") or {}).get("executions") or []
+        for assertion in execution.get("assertions") or []
+        if not assertion.get("skipped")
+    ]
+    return {
+        "run": run_id,
+        "status": report["status"],
+        "monitor": (report.get("monitor") or {}).get("name"),
+        "collection": report.get("collectionName"),
+        "assertions": len(assertions),
+        "assertionsFailed": sum(1 for assertion in assertions if not assertion.get("passed")),
+    }

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 
 from worker.backend import backend_url
+from worker.queues import stamp_sent_at  # noqa: F401 (connects the signal)
 from worker.roles import control_routes
 from worker.settings import Settings
 from worker.warmup import prepare_script_contexts  # noqa: F401 (connects the signal)
@@ -21,7 +22,7 @@ from worker.warmup import prepare_script_contexts  # noqa: F401 (connects the si
 # Redis reconnection: attempts at most this far apart, for redis_retry_seconds.
 RECONNECT_INTERVAL_MAX = 1.0
 
-TASK_MODULES = ["tasks.run", "tasks.upkeep", "tasks.schedule"]
+TASK_MODULES = ["tasks.run", "tasks.upkeep", "tasks.schedule", "tasks.presence"]
 
 
 def celery_urls(redis_url: str) -> tuple[str, str]:
@@ -78,6 +79,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         accept_content=["json"],
         timezone="UTC",
         beat_schedule={},  # monitors are scheduled by threads in beat (tasks.schedule)
+        # Beat keeps no state of its own: Celery's default scheduler would write
+        # celerybeat-schedule.* into the working directory for an empty schedule.
+        beat_scheduler="celery.beat:Scheduler",
     )
     app.pmrunner_settings = settings
     return app

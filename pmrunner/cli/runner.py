@@ -20,7 +20,6 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -123,46 +122,19 @@ def consumed_queues(settings: Settings, extra: str | None) -> list[str]:
     return queues
 
 
-def start_metrics(port: int) -> None:
-    """Serve ``/metrics`` on ``port``; a port that is taken is a clear error."""
-    from worker.metrics import start_metrics_server
+def start_metrics(settings: Settings) -> None:
+    """Serve ``/metrics`` on the metrics port; a port that is taken is a clear error.
+
+    The worker started next serves nothing more: this process serves already.
+    """
+    from tasks.presence import serve_metrics
 
     try:
-        start_metrics_server(port)
+        serve_metrics(settings)
     except OSError as error:
         reason = error.strerror or str(error)
+        port = settings.metrics_port
         raise ConfigurationError(f"--metrics-port {port}: cannot listen: {reason}") from None
-
-
-def register_health_metrics(settings: Settings) -> None:
-    """Serve the monitor source's state and the stored monitor run counts in the metrics too."""
-    import redis
-
-    from api.context import HEALTH_REDIS_TIMEOUT
-    from api.health import source_health
-    from scheduler.health import register_source_metrics
-    from store.keys import Keys
-    from store.runs import RunStore
-    from worker.metrics import register_monitor_run_counts
-
-    register_source_metrics(lambda: source_health(settings))
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=HEALTH_REDIS_TIMEOUT,
-        socket_timeout=HEALTH_REDIS_TIMEOUT,
-    )
-    register_monitor_run_counts(RunStore(client, Keys(settings.key_prefix)).monitor_run_counts)
-
-
-def beat_schedule_file(settings: Settings) -> Path:
-    """Where the embedded scheduler keeps its last-run times (in the data folder)."""
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        folder = str(settings.data_dir)
-        raise ConfigurationError(f"PMRUNNER_DATA_DIR {folder!r}: {reason}") from None
-    return settings.data_dir / f"beat-schedule-{settings.runner_id or 'pmrunner'}"
 
 
 def node_name(settings: Settings) -> str:
@@ -194,7 +166,6 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
         redirect_stdouts=False,
         without_mingle=True,
         without_gossip=True,
-        schedule_filename=str(beat_schedule_file(settings)),
     )
     stops = requested_stops()
     worker.start()
@@ -337,8 +308,7 @@ def serve_runner(params: dict[str, Any], **settings_overrides: Any) -> int:
         for line in served_lines(settings, node_name(settings), queues) + monitors:
             click.echo(line)
         if settings.metrics_port > 0:
-            start_metrics(settings.metrics_port)
-            register_health_metrics(settings)
+            start_metrics(settings)
         if settings.api_key:
             from api.server import serve_api_in_background
 

@@ -97,17 +97,22 @@ class ChildProcess:
         settings: given to the process as ``PMRUNNER_*`` variables.
         argv: its command line.
         extra_env: more variables.
+        cwd: its working directory.
     """
 
     def __init__(
-        self, settings: Settings, argv: list[str], extra_env: dict[str, str] | None = None
+        self,
+        settings: Settings,
+        argv: list[str],
+        extra_env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         env = {**os.environ, **settings.to_env(), **(extra_env or {})}
         # A file, not a pipe: a process that logs much (a Redis outage) never blocks on it.
         self.output = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self.output,
             stderr=subprocess.STDOUT,

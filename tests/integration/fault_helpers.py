@@ -60,6 +60,5 @@ class BeatProcess(ChildProcess):
     """``celery -A worker beat``: the scheduler, which also sweeps and delivers webhooks."""
 
     def __init__(self, settings: Settings) -> None:
-        schedule = settings.data_dir / "beat-schedule"
-        argv = [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(schedule)]
+        argv = [sys.executable, "-m", "celery", "-A", "worker", "beat"]
         super().__init__(settings, [*argv, "-l", "INFO"])

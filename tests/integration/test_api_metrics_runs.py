@@ -32,11 +32,10 @@ pytestmark = pytest.mark.integration
 METRIC = "pmrunner_monitor_runs_total"
 # A second process serving metrics as `pmrunner runner start --metrics-port` does.
 METRICS_PROCESS = """
-import sys, time
-from pmrunner.cli.runner import register_health_metrics, start_metrics
+import dataclasses, sys, time
+from pmrunner.cli.runner import start_metrics
 from worker.settings import Settings
-start_metrics(int(sys.argv[1]))
-register_health_metrics(Settings.from_env())
+start_metrics(dataclasses.replace(Settings.from_env(), metrics_port=int(sys.argv[1])))
 time.sleep(120)
 """
 
@@ -93,8 +92,9 @@ def test_every_process_counts_monitor_runs_from_the_store(
     reason = InputError("GET /environments/e-1 answered 200 with a body that is not JSON")
     for number in range(2):
         report_failed_start(services, monitor("lost"), f"lost-{number}", reason, 1, None, "monitor")
-    ran = Run(collection_id="coll-ran", collection_name="ran", finished_at=utc_now())
-    ran.started_at = ran.finished_at - timedelta(seconds=1)
+    finished = utc_now()
+    ran = Run(collection_id="coll-ran", collection_name="ran", finished_at=finished)
+    ran.started_at = finished - timedelta(seconds=1)
     meta = monitor_meta(monitor("ran"), 1, None)
     report = build_report(ran, run_id="ran-1", source="monitor", monitor=meta)
     services.store.save(report)

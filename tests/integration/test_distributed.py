@@ -286,6 +286,33 @@ def test_waiting_on_a_celery_result_still_works(app: Celery, settings: Settings)
         assert result.get(timeout=20) is None
 
 
+def test_finalize_task_result_names_the_run_status_for_flower(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    failing = item(
+        "fails",
+        "GET",
+        base_url + "/get",
+        tests='pm.test("ok", () => {}); pm.test("is 404", () => pm.response.to.have.status(404));',
+    )
+    queue = settings.queue_for(settings.default_network)
+    with in_process_worker(app, [queue]):
+        report = run_and_wait(app, RunRequest(collection(failing), environment(base_url)))
+        # The run's own finalize_run ran already; a second one answers as the first did.
+        result = app.send_task("pmrunner.finalize_run", (report["id"],), queue=queue)
+        outcome = result.get(timeout=20)
+    assert report["status"] == "failed"
+    assert result.state == "SUCCESS"
+    assert outcome == {
+        "run": report["id"],
+        "status": "failed",
+        "monitor": None,
+        "collection": report["collectionName"],
+        "assertions": 2,
+        "assertionsFailed": 1,
+    }
+
+
 def test_secrets_stay_out_of_stored_reports(app: Celery, settings: Settings, base_url: str) -> None:
     token, key = "tok-5ecret-value", "key-5ecret-value"
     request = item(

@@ -78,7 +78,8 @@ def test_every_role_runs_the_one_image_with_a_command_the_code_accepts(
         params = parsed[name][1].params
         assert params["pool"].__name__ == "TaskPool" and "thread" in params["pool"].__module__
         assert params["hostname"].startswith(f"{name}@")
-    assert parsed["scheduler"][1].params["schedule"].startswith("/var/lib/pmrunner/")
+    # Beat keeps its schedule in Redis and writes no file: no schedule path to give it.
+    assert parsed["scheduler"][1].params["schedule"] == "celerybeat-schedule"
 
 
 def test_environment_is_settings_fields_that_parse(services: dict[str, Any]) -> None:

@@ -1,0 +1,88 @@
+"""What a working process shows of itself: its metrics, and the queues it consumes.
+
+``PMRUNNER_METRICS_PORT``: every pmrunner process that works serves ``/metrics``.
+A worker (``celery -A worker worker``), beat (``celery -A worker beat``) and
+``pmrunner runner start`` / ``up`` serve Prometheus metrics on that port
+when it is set (0, the default, serves nothing): this process's own
+counters, and the cluster's queues, workers and stored runs, read from
+Redis when scraped (``tasks.observe``). A beat embedded in a worker
+(``-B``) is a child of the worker's process and shares its server.
+
+Each worker also records the queues it consumes next to its heartbeat
+(``WorkerBook.announce``), so metrics, ``/health`` and ``pmrunner run
+--distributed`` can tell which networks have a live worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from celery import signals
+
+from tasks.context import Services
+from tasks.observe import register_cluster_metrics, scrape_client
+from worker.metrics import start_metrics_server
+from worker.roles import settings_of
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_serving: set[int] = set()  # ports this process (or the parent it was forked from) serves
+_lock = threading.Lock()
+
+
+def serve_metrics(settings: Settings) -> bool:
+    """Serve ``/metrics`` on ``settings.metrics_port``; False when it is served already.
+
+    Raises ``OSError`` when the port cannot be listened on.
+    """
+    port = settings.metrics_port
+    with _lock:
+        if port <= 0 or port in _serving:
+            return False
+        start_metrics_server(port)
+        _serving.add(port)
+    register_cluster_metrics(settings, scrape_client(settings))
+    return True
+
+
+def _serve_for(sender: Any) -> None:
+    app = getattr(sender, "app", None)
+    if getattr(app, "main", None) != "pmrunner":
+        return
+    settings = settings_of(app)
+    try:
+        if serve_metrics(settings):
+            log.info("metrics served on :%d/metrics", settings.metrics_port)
+    except OSError as error:  # the work goes on without metrics
+        reason = error.strerror or str(error)
+        log.error("PMRUNNER_METRICS_PORT %d: cannot listen (%s)", settings.metrics_port, reason)
+
+
+@signals.worker_init.connect
+def serve_worker_metrics(sender: Any = None, **_: Any) -> None:
+    """A worker serves metrics from the moment it starts."""
+    _serve_for(sender)
+
+
+@signals.beat_init.connect
+def serve_beat_metrics(sender: Any = None, **_: Any) -> None:
+    """Beat (the scheduler) serves metrics too."""
+    _serve_for(sender)
+
+
+@signals.worker_ready.connect
+def announce_queues(sender: Any = None, **_: Any) -> None:
+    """Record the queues this worker consumes, once it consumes them."""
+    app = getattr(sender, "app", None)
+    if getattr(app, "main", None) != "pmrunner":
+        return
+    consumer = getattr(sender, "task_consumer", None)
+    queues = [str(queue.name) for queue in getattr(consumer, "queues", None) or []]
+    try:
+        Services.of(app).workers.announce(str(sender.hostname), queues)
+    except redis.RedisError as error:
+        log.warning("could not record the queues this worker consumes: %s", error)
