@@ -290,13 +290,52 @@ class RunRegistry:
         sending of the next step (``handoff`` = its step key, queue and
         arguments). A retried call of the same delivery answers the same.
         """
+        recorded, handed, _ended = self._finish_step(
+            run_id, step_key, branch_key, result, state, handoff, holder, ends_branch=False
+        )
+        return recorded, handed
+
+    def finish_branch(
+        self,
+        run_id: str,
+        step_key: str,
+        branch_key: str,
+        result: JSON,
+        state: JSON,
+        holder: StepHolder,
+    ) -> int | None:
+        """Record the last step of a branch and note that the branch ended, in one round trip.
+
+        Returns how many of the run's branches have ended, or None when
+        nothing was recorded (as ``finish_step``: a twin's result, or the run ended).
+        """
+        recorded, _handed, ended = self._finish_step(
+            run_id, step_key, branch_key, result, state, None, holder, ends_branch=True
+        )
+        return ended if recorded and ended >= 0 else None
+
+    def _finish_step(
+        self,
+        run_id: str,
+        step_key: str,
+        branch_key: str,
+        result: JSON,
+        state: JSON,
+        handoff: tuple[str, str, list[Any]] | None,
+        holder: StepHolder,
+        *,
+        ends_branch: bool,
+    ) -> tuple[bool, bool, int]:
         next_key, next_queue, next_args = handoff if handoff is not None else ("", "", None)
         entry = ""
         if next_args is not None:
             successor = {"args": next_args, "queue": next_queue}
             entry = json.dumps({**holder.entry, "phase": "handing", "next": successor})
-        recorded, handed = self._finish(
-            keys=self._step_keys(run_id, holder.worker, "results", "states", "progress"),
+        recorded, handed, ended = self._finish(
+            keys=[
+                *self._step_keys(run_id, holder.worker, "results", "states", "progress"),
+                self.keys.run_done(run_id),
+            ],
             args=[
                 step_key,
                 json.dumps(result),
@@ -308,9 +347,10 @@ class RunRegistry:
                 holder.task_id,
                 entry_field(run_id, step_key),
                 entry,
+                "1" if ends_branch else "0",
             ],
         )
-        return bool(recorded), bool(handed)
+        return bool(recorded), bool(handed), int(ended)
 
     def save_prepared(self, run_id: str, step_key: str, prepared: JSON) -> None:
         """Keep a step's state after its pre-request scripts, for the worker that finishes it.

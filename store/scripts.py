@@ -42,22 +42,24 @@ local note = redis.call('HGET', KEYS[3], ARGV[1] .. ':note') or ''
 return {'run', ticket, attempts, state, note}
 """
 
-# KEYS: run, final, results, states, progress, worker steps.
+# KEYS: run, final, results, states, progress, worker steps, branches done.
 # ARGV: step key, result, branch key, state, expiry, next step key ("" for
-# none), next queue, task id, entry field, entry ("" to drop it).
-# Returns {recorded, handed}; a retried call of the same task answers as the
-# first one did.
+# none), next queue, task id, entry field, entry ("" to drop it), "1" when
+# the branch ends with this step.
+# Returns {recorded, handed, ended}: ended is how many branches have ended
+# when this step ended its branch (-1 otherwise, or when nothing was
+# recorded); a retried call of the same task answers as the first one did.
 FINISH_STEP = """
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
     redis.call('HDEL', KEYS[6], ARGV[9])
-    return {0, 0}
+    return {0, 0, -1}
 end
 local finisher = ARGV[1] .. ':finisher'
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 1 then
     redis.call('HSET', KEYS[5], finisher, ARGV[8])
 elseif redis.call('HGET', KEYS[5], finisher) ~= ARGV[8] then
     redis.call('HDEL', KEYS[6], ARGV[9])
-    return {0, 0}
+    return {0, 0, -1}
 end
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 local handed = 0
@@ -77,7 +79,13 @@ if handed == 1 and ARGV[10] ~= '' then
 else
     redis.call('HDEL', KEYS[6], ARGV[9])
 end
-return {1, handed}
+local ended = -1
+if ARGV[11] == '1' then
+    redis.call('SADD', KEYS[7], ARGV[3])
+    redis.call('EXPIRE', KEYS[7], ARGV[5])
+    ended = redis.call('SCARD', KEYS[7])
+end
+return {1, handed, ended}
 """
 
 # KEYS: run, final, progress, worker steps. ARGV: step key, method, expiry,

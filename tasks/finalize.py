@@ -24,15 +24,24 @@ JSON = dict[str, Any]
 MASK = "********"
 
 
-def finalize_if_complete(services: Services, run_id: str, ended: int | None = None) -> JSON | None:
+def finalize_if_complete(
+    services: Services,
+    run_id: str,
+    ended: int | None = None,
+    *,
+    ticket: RunTicket | None = None,
+) -> JSON | None:
     """Report the run when every branch has ended; None while one runs (or if reported).
 
     Parameters:
         services: Redis-backed services.
         run_id: the run.
         ended: how many branches have ended, when the caller just counted them.
+        ticket: the run's ticket, when the caller holds it (it never changes
+            once the run is dispatched; a run's ticket can run to megabytes,
+            so every step of a large run reading it again was quadratic).
     """
-    ticket = services.registry.ticket(run_id)
+    ticket = ticket or services.registry.ticket(run_id)
     if ticket is None:
         return None
     if ended is None:

@@ -51,6 +51,9 @@ JSON = dict[str, Any]
     name=EXECUTE_REQUEST,
     acks_late=True,
     reject_on_worker_lost=True,
+    # Steps report through the run registry; the chord is still counted
+    # (Celery calls on_chord_part_return whether or not a result is stored).
+    ignore_result=True,
 )
 def execute_request(
     self: Task, run_id: str, branch_key: str, number: int, cursor: JSON, token: str = ""
@@ -105,7 +108,8 @@ def holder_of(task: Task, args: list[Any], token: str) -> StepHolder:
 def end_branch(services: Services, run_id: str, branch_key: str) -> None:
     """Note that a branch ended; the last branch to end reports the run at once."""
     ended = services.registry.mark_branch_done(run_id, branch_key)
-    finalize_if_complete(services, run_id, ended)
+    context = contexts.get(run_id)  # its ticket, when this process has read it already
+    finalize_if_complete(services, run_id, ended, ticket=context.ticket if context else None)
 
 
 def _run_step(
@@ -183,11 +187,16 @@ def _run_step(
             str(successor.options["queue"]),
             list(successor.args),
         )
+    if successor is None:
+        # The branch ends here: recording the step counts the branch, in one round trip.
+        ended = registry.finish_branch(run_id, key, branch_key, result, asdict(state), holder)
+        if ended is None:  # a twin recorded it, or the run ended: counted as before
+            return None, True
+        finalize_if_complete(services, run_id, ended, ticket=context.ticket)
+        return None, False
     _recorded, handed = registry.finish_step(
         run_id, key, branch_key, result, asdict(state), handoff, holder
     )
-    if successor is None:
-        return None, True
     return (successor, False) if handed else (None, False)
 
 

@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         task_track_started=False,
         task_send_sent_event=False,
-        worker_send_task_events=True,  # for Flower
+        # Task events cost a PUBLISH or more per task; Flower turns them on
+        # when it starts (enable_events), and `-E` turns them on from the start.
+        worker_send_task_events=False,
         worker_prefetch_multiplier=1,
         worker_pool="threads",
         worker_concurrency=32,

@@ -71,6 +71,25 @@ def test_finishing_is_idempotent_per_delivery(registry: RunRegistry) -> None:
     assert finished.outcome == "finished" and finished.result == result
 
 
+def test_finishing_a_branch_counts_it_once_with_an_expiry(registry: RunRegistry) -> None:
+    registered(registry)
+    for branch, task in (("b0", "t1"), ("b1", "t2")):
+        step = holder("w1", task)
+        registry.begin_step("r1", f"{branch}:0", branch, step, token="", with_ticket=False)
+        ended = registry.finish_branch("r1", f"{branch}:0", branch, {"next": None}, {}, step)
+        assert ended == (1 if branch == "b0" else 2)
+    # The same delivery again (a lost reply) counts nothing twice; a twin records nothing.
+    again = registry.finish_branch("r1", "b1:0", "b1", {"next": None}, {}, holder("w1", "t2"))
+    assert again == 2
+    assert registry.finish_branch("r1", "b1:0", "b1", {}, {}, holder("w2", "t9")) is None
+    assert registry.branches_done("r1") == 2
+    assert registry.redis.ttl(registry.keys.run_done("r1")) > 0
+    registry.claim_final("r1")
+    late = holder("w3", "t3")
+    assert registry.finish_branch("r1", "b2:0", "b2", {}, {}, late) is None
+    assert registry.branches_done("r1") == 2
+
+
 def test_a_late_step_writes_nothing_after_the_run_ended(registry: RunRegistry) -> None:
     registered(registry)
     registry.claim_final("r1")
