@@ -19,7 +19,7 @@ from tasks.overview import MonitorStatus, monitor_statuses, status_json
 def statuses(context: ApiContext, uid: str | None = None) -> list[MonitorStatus]:
     """The monitors' statuses (blocking); ApiError (500) when the source is misconfigured."""
     try:
-        return monitor_statuses(context.settings, context.services.store, uid)
+        return monitor_statuses(context.settings, context.services.store, uid=uid)
     except PmrunnerError as error:
         message = f"The monitor source is misconfigured: {error}"
         raise ApiError(500, "configurationError", message) from None

@@ -248,22 +248,24 @@ class RunStore:
         *,
         limit: int = 20,
         monitor: str | None = None,
-        collection_ids: Sequence[str] = (),
+        collection: Sequence[str] = (),
         status: str | None = None,
     ) -> builtins.list[JSON]:
         """The newest stored runs first, at most ``limit``, filtered.
 
         Parameters:
             monitor: only runs of this monitor (its uid, or its name).
-            collection_ids: only runs of a collection stored under one of these ids.
+            collection: only runs of a collection stored under one of these
+                ids, or with one of these names.
             status: only runs with this status (``finished``, ``failed``).
         """
-        index = self._index_for(monitor, collection_ids)
+        index = self._index_for(monitor, collection)
         found: builtins.list[JSON] = []
         for report in self._newest_first(index):
             if status and report.get("status") != status:
                 continue
-            if collection_ids and report.get("collectionId") not in collection_ids:
+            names = (report.get("collectionId"), report.get("collectionName"))
+            if collection and not any(name in collection for name in names):
                 continue
             if monitor and monitor not in _monitor_names(report):
                 continue
@@ -272,14 +274,14 @@ class RunStore:
                 break
         return found
 
-    def _index_for(self, monitor: str | None, collection_ids: Sequence[str]) -> str:
-        """The smallest index that holds every run the filters can match."""
+    def _index_for(self, monitor: str | None, collection: Sequence[str]) -> str:
+        """An index that holds every run the filters can match: a monitor's, else all runs.
+
+        A monitor's index serves only when ``monitor`` is a uid with runs (a
+        name is matched run by run, over all runs).
+        """
         if monitor and self.redis.exists(self.keys.monitor_runs(monitor)):
             return self.keys.monitor_runs(monitor)
-        for collection_id in collection_ids:
-            if self.redis.exists(self.keys.collection_runs(collection_id)):
-                # One of the ids at most has runs (an id, or the same id in a Postman UID).
-                return self.keys.collection_runs(collection_id)
         return self.keys.all_runs()
 
     def _newest_first(self, index: str) -> Iterator[JSON]:

