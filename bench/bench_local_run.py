@@ -1,6 +1,7 @@
 """Benchmark a local run of 200 scripted requests: pmrunner against newman, side by side.
 
     python bench/bench_local_run.py [--newman PATH] [--repeat N] [--timeout SECONDS]
+                                    [--requests N]
 
 A collection of 200 requests (GET and POST in turn), each with a test script of
 three assertions (status, a value from the JSON body, a response header), is
@@ -333,13 +334,18 @@ def bounded_repeat(text: str) -> int:
 
 
 def main() -> int:
+    global REQUESTS  # --requests sets it for the whole run
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--newman", default=None, help="newman executable (default: on PATH)")
     parser.add_argument("--repeat", type=bounded_repeat, default=3, help="runs of each runner")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per run")
+    parser.add_argument(
+        "--requests", type=int, default=REQUESTS, help="requests in the collection (default 200)"
+    )
     options = parser.parse_args()
+    REQUESTS = max(options.requests, 1)
     runners = [Runner("pmrunner", pmrunner_command())]
     newman = find_newman(options.newman)
     if newman is None:
