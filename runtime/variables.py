@@ -49,15 +49,20 @@ _TOKEN = re.compile(r"\{\{([^{}]*)\}\}")
 _ENTRY_WITHOUT_VALUE = object()
 _SECRET_TYPE = "secret"
 
-# Run at the start of every script (on its first line, so line numbers stay).
-# The sandbox's scopes drop a type they do not know, "secret" among them, but
-# keep a ``secret`` flag: ``pm.environment.set(name, value, "secret")`` (or
+# Run once in every script context, before its first script: the sandbox's
+# scopes drop a type they do not know, "secret" among them, but keep a
+# ``secret`` flag: ``pm.environment.set(name, value, "secret")`` (or
 # ``{type: "secret"}``) also sets the flag, which ``secret_flag_type`` reads.
+# It wraps ``set`` on the scopes' prototype (postman-collection's
+# VariableScope), which every scope of every later script shares.
 SECRET_TYPE_SHIM = (
-    ";(function (scopes) { scopes.forEach(function (scope) {"
-    " if (!scope || typeof scope.set !== 'function') { return; }"
-    " var set = scope.set;"
-    " scope.set = function (key, value, type) {"
+    ";(function (scopes) { var wrapped = [];"
+    " scopes.forEach(function (scope) {"
+    " var proto = scope ? Object.getPrototypeOf(scope) : null;"
+    " if (!proto || typeof proto.set !== 'function' || wrapped.indexOf(proto) >= 0) { return; }"
+    " wrapped.push(proto);"
+    " var set = proto.set;"
+    " proto.set = function (key, value, type) {"
     " var secret = type === 'secret' || (type && type.type === 'secret');"
     " return set.call(this, key, value, secret ? { type: 'secret', secret: true } : type); };"
     " }); })([pm.environment, pm.globals, pm.collectionVariables, pm.variables]);"

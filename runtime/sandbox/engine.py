@@ -12,9 +12,9 @@ Scripts reach Python for two services, through ``ScriptServices``:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
+import re
 import threading
 import time
 import uuid
@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from py_mini_racer import JSOOMException, JSTimeoutException, MiniRacer, mini_racer
+from py_mini_racer import JSOOMException, JSTimeoutException
 from py_mini_racer._exc import JSEvalException
 
 from pmrunner.errors import SandboxError, ScriptMemoryError, ScriptTimeoutError
 from runtime.options import ScriptLimits
 from runtime.sandbox.bundle import installed_bundle
+from runtime.sandbox.isolate import Isolate
 from runtime.variables import SECRET_TYPE_SHIM
 
 JSON = dict[str, Any]
@@ -36,6 +37,11 @@ HOST_SHIM = Path(__file__).with_name("host.js")
 # sandbox reports an asynchronous timeout itself when it can.
 GRACE_SECONDS = 0.25
 BOOT_TIMEOUT_SECONDS = 30.0
+# Turns asked for at once after a dispatch: a one-line test script gives its
+# result on the third (assertions; the sandbox's timers; the result). Turns
+# past a message Python must answer do nothing (see host.js), so asking for
+# more than needed costs only their evaluation.
+TURNS_PER_BATCH = 3
 
 
 class ScriptServices(Protocol):
@@ -84,25 +90,7 @@ _bootcode_lock = threading.Lock()
 _create_lock = threading.Lock()
 _bootcode: str | None = None
 _host_code: str | None = None
-
-
-_loop: asyncio.AbstractEventLoop | None = None
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """One asyncio loop, on its own thread, for every isolate of the process.
-
-    mini-racer otherwise starts a loop and a thread per isolate, and closes
-    that loop before the isolate, so a stopped evaluation's late answer finds
-    it closed; the shared loop lives as long as the process.
-    """
-    global _loop
-    with _bootcode_lock:
-        if _loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="v8-events", daemon=True).start()
-            _loop = loop
-        return _loop
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _host_shim() -> str:
@@ -132,11 +120,14 @@ def bootcode() -> str:
         return _bootcode
 
 
-# A boot script hands the host the libraries scripts see (see host.js).
-_LIBRARIES_EVENT: JSON = {
-    "listen": "test",
-    "script": {"type": "text/javascript", "exec": "__pmLibraries = { JSON: JSON };"},
-}
+# A boot script, run before any script of the context: it installs the
+# secret-type shim and hands the host the libraries scripts see (see host.js).
+_LIBRARIES = "__pmLibraries = { JSON: JSON };"
+
+
+def _boot_event(protect_builtins: bool) -> JSON:
+    source = SECRET_TYPE_SHIM + (_LIBRARIES if protect_builtins else "")
+    return {"listen": "test", "script": {"type": "text/javascript", "exec": source}}
 
 
 class _NoServices:
@@ -178,8 +169,7 @@ class SandboxContext:
     ) -> None:
         self.limits = limits or ScriptLimits()
         self.protect_builtins = protect_builtins
-        self._racer: MiniRacer | None = None
-        self._isolate: contextlib.ExitStack | None = None
+        self._isolate: Isolate | None = None
         self._lock = threading.Lock()
         self.boots = 0
 
@@ -187,7 +177,7 @@ class SandboxContext:
 
     @property
     def booted(self) -> bool:
-        return self._racer is not None
+        return self._isolate is not None
 
     def use_limits(self, limits: ScriptLimits) -> None:
         """Apply a run's limits (the memory limit at once, if booted)."""
@@ -195,48 +185,47 @@ class SandboxContext:
             if limits == self.limits:
                 return
             self.limits = limits
-            if self._racer is not None:
-                self._racer.set_hard_memory_limit(limits.max_memory_bytes)
+            if self._isolate is not None:
+                self._isolate.set_memory_limit(limits.max_memory_bytes)
 
     def boot(self) -> None:
         """Boot the isolate now, unless it is booted already."""
         with self._lock:
-            self._racer_ready()
+            self._isolate_ready()
 
-    def _boot(self) -> MiniRacer:
+    def _boot(self) -> Isolate:
         # One isolate created at a time: the first creation initialises V8 for
         # the process, and two threads doing it at once (a worker's first
         # parallel steps) crash it.
-        isolate = contextlib.ExitStack()
         with _create_lock:
-            racer = isolate.enter_context(mini_racer(_event_loop()))
+            isolate = Isolate()
         self._isolate = isolate
         try:
-            racer.set_hard_memory_limit(self.limits.max_memory_bytes)
-            racer.eval(_host_shim())
-            racer.eval(bootcode())
-            self._racer = racer
-            self.boots += 1
+            isolate.set_memory_limit(self.limits.max_memory_bytes)
             deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
-            self._eval(f"__pmHost.send({json.dumps(json.dumps([['initialize', {}]]))})", deadline)
-            for name, *args in self._turn(deadline)["messages"]:
+            isolate.eval_all([_host_shim(), bootcode()], deadline)
+            self.boots += 1
+            turns = self._exchange([["initialize", {}]], deadline)
+            for name, *args in (message for turn in turns for message in turn["messages"]):
                 if name == "initialize" and args and args[0]:
                     raise SandboxError(f"the sandbox failed to initialise: {args[0]}")
-            if self.protect_builtins:
-                self._run(uuid.uuid4().hex, _LIBRARIES_EVENT, {}, {}, _NO_SERVICES, deadline)
+            boot_event = _boot_event(self.protect_builtins)
+            outcome = self._run(uuid.uuid4().hex, boot_event, {}, {}, _NO_SERVICES, deadline)
+            if outcome.errors:
+                raise SandboxError(f"the sandbox's boot script failed: {outcome.errors[0]}")
             guard = "true" if self.protect_builtins else "false"
-            self._eval(f"__pmHost.protect({guard})", deadline)
+            isolate.eval(f"__pmHost.protect({guard})", deadline)
         except BaseException:
             self.reset()
             raise
-        return racer
+        return isolate
 
-    def _racer_ready(self) -> MiniRacer:
-        return self._racer if self._racer is not None else self._boot()
+    def _isolate_ready(self) -> Isolate:
+        return self._isolate if self._isolate is not None else self._boot()
 
     def reset(self) -> None:
         """Close the isolate (stopping whatever runs in it); the next script boots a new one."""
-        isolate, self._isolate, self._racer = self._isolate, None, None
+        isolate, self._isolate = self._isolate, None
         if isolate is not None:
             # A broken isolate may fail to close; it is dropped either way.
             with contextlib.suppress(Exception):
@@ -246,26 +235,24 @@ class SandboxContext:
 
     # -- evaluations, each bounded by the script's deadline --------------
 
-    def _eval(self, code: str, deadline: float) -> Any:
-        racer = self._racer
-        assert racer is not None
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        return racer.eval(code, timeout_sec=remaining)
+    def _exchange(
+        self, dispatches: list[list[Any]] | None, deadline: float, prefix: str = ""
+    ) -> list[JSON]:
+        """Dispatch messages into the sandbox (if any), then take a batch of turns.
 
-    def _send(self, dispatches: list[list[Any]], deadline: float, prefix: str = "") -> None:
-        self._eval(f"{prefix}__pmHost.send({json.dumps(json.dumps(dispatches))})", deadline)
-
-    def _turn(self, deadline: float) -> JSON:
-        """The messages gathered since the last turn, and the delay to the next timer.
-
-        A separate evaluation from the one that caused them: promise jobs run
-        between the two, and one that does not end makes this one time out.
-        Runs the due timers when no message needs Python first.
+        A turn hands over the messages gathered since the last one and the
+        delay to the next timer, and runs the due timers when no message needs
+        Python first. Each turn is its own evaluation, after the promise jobs
+        of the one before: a job that does not end makes the batch time out.
         """
-        turn: JSON = json.loads(self._eval("__pmHost.turn()", deadline))
-        return turn
+        isolate = self._isolate
+        assert isolate is not None
+        codes = ["__pmHost.turn()"] * TURNS_PER_BATCH
+        if dispatches is not None:
+            codes.insert(0, f"{prefix}__pmHost.send({_js_string(dispatches)})")
+        answers = isolate.eval_all(codes, deadline)
+        turns: list[JSON] = [json.loads(answer) for answer in answers[-TURNS_PER_BATCH:]]
+        return turns
 
     # -- executing scripts -----------------------------------------------
 
@@ -299,7 +286,7 @@ class SandboxContext:
         """
         limit_ms = timeout_ms if timeout_ms > 0 else self.limits.default_timeout_ms
         execution_id = uuid.uuid4().hex
-        script = {"type": "text/javascript", "exec": SECRET_TYPE_SHIM + source}
+        script = {"type": "text/javascript", "exec": source}
         event = {"listen": listen, "script": script}
         options = {
             "cursor": cursor or {},
@@ -308,7 +295,7 @@ class SandboxContext:
             "legacy": legacy or {},
         }
         with self._lock:
-            self._racer_ready()
+            self._isolate_ready()
             # The sandbox reports an asynchronous timeout itself at limit_ms;
             # the grace lets it do so before the engine stops it.
             deadline = time.monotonic() + limit_ms / 1000 + GRACE_SECONDS
@@ -341,23 +328,26 @@ class SandboxContext:
     ) -> ScriptOutcome:
         outcome = ScriptOutcome()
         begin = f"__pmHost.begin({int(self.limits.max_console_chars)});"
-        self._send([["execute", execution_id, event, context, options]], deadline, begin)
+        dispatches: list[list[Any]] | None = [["execute", execution_id, event, context, options]]
+        turns = self._exchange(dispatches, deadline, begin)
         while True:
-            turn = self._turn(deadline)
             replies: list[list[Any]] = []
-            for message in turn["messages"]:
-                if self._handle(message, execution_id, outcome, services, replies, deadline):
-                    return outcome
+            for turn in turns:
+                for message in turn["messages"]:
+                    if self._handle(message, execution_id, outcome, services, replies, deadline):
+                        return outcome
             if replies:
-                self._send(replies, deadline)
+                turns = self._exchange(replies, deadline)
                 continue
-            delay = float(turn["timer"])
+            delay = float(turns[-1]["timer"])
             if delay < 0:
                 raise SandboxError("the script waits for an event the runner does not provide")
             if time.monotonic() + delay / 1000 >= deadline:
                 time.sleep(max(deadline - time.monotonic(), 0))
                 raise TimeoutError
-            time.sleep(delay / 1000)
+            if delay > 0:
+                time.sleep(delay / 1000)
+            turns = self._exchange(None, deadline)
 
     def _handle(
         self,
@@ -400,6 +390,18 @@ class SandboxContext:
             _apply_result(outcome, args[0], args[1] if len(args) > 1 else None)
             return True
         return False
+
+
+def _js_string(value: Any) -> str:
+    """``value`` as JSON, in a JavaScript string literal (for ``JSON.parse``).
+
+    Non-ASCII text stays as it is (escaping it would multiply its size by
+    six, twice); lone surrogates, which UTF-8 cannot carry to V8, are escaped.
+    """
+    literal = json.dumps(json.dumps(value, ensure_ascii=False), ensure_ascii=False)
+    if not literal.isascii() and _LONE_SURROGATE.search(literal):
+        literal = json.dumps(json.dumps(value))
+    return literal
 
 
 def _error_json(error: Any) -> JSON:

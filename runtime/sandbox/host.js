@@ -72,6 +72,11 @@ var __pmHost;
     // Whether the outbox holds a message Python must act on (a result, a
     // request to send, a cookie-jar call) before any timer runs.
     var wakeNeeded = false;
+    // Whether a turn handed Python such a message: until Python answers (the
+    // next `send` or `begin`), later turns run no timer. Python asks for
+    // several turns at once and reads them in order, so the turns after a
+    // waking one must leave the script where it was.
+    var held = false;
     var WAKING_PREFIXES = [
         'execution.result.', 'execution.request.', 'execution.cookies.',
         'execution.run_collection_request.', 'execution.vault.', 'execution.datasets.',
@@ -410,6 +415,7 @@ var __pmHost;
         begin: function (limit) {
             arraySplice(timers, 0);
             wakeNeeded = false;
+            held = false;
             consoleLimit = NumberOf(limit) || 0;
             consoleUsed = 0;
             consoleCapped = false;
@@ -417,6 +423,7 @@ var __pmHost;
         // Dispatch messages into the bundle; what they cause is gathered in
         // the outbox, which `turn` reads once their promise jobs have run.
         send: function (dispatchesJson) {
+            held = false;
             var dispatches = jsonParse(dispatchesJson);
             for (var i = 0; i < dispatches.length; i++) {
                 try {
@@ -430,11 +437,13 @@ var __pmHost;
         // so far and, unless one of them needs Python first, run the timers
         // that are due (their promise jobs run before the next turn, which
         // gathers what they produced). `timer` is the delay to the next
-        // timer (-1: none; 0 after timers ran: turn again at once).
+        // timer (-1: none; 0 after timers ran: turn again at once). While
+        // held, no timer runs (see `held`).
         turn: function () {
             var messages = arrayJoin(arraySplice(outbox, 0), ',');
             var ran = false;
-            if (!wakeNeeded && timers.length && nextTimerDelay() === 0) {
+            if (wakeNeeded) { held = true; }
+            if (!held && timers.length && nextTimerDelay() === 0) {
                 ran = true;
                 try {
                     runDueTimers();
