@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
+
 from pmrunner.errors import InputError
 from runtime.events import NullListener
 from runtime.masking import (
@@ -391,6 +393,19 @@ def build_report(
     return dict(mask_json(report, {*secrets, *run_secrets(run), *in_collection}))
 
 
+def report_text(report: JSON) -> str:
+    """The report as indented JSON text, with a final newline.
+
+    orjson writes it about ten times faster than the json module; what it
+    refuses (an integer past 64 bits, a lone surrogate) goes through json.
+    """
+    try:
+        encoded = orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return encoded.decode("utf-8")
+
+
 def write_text_file(path: Path, write: Callable[[TextIO], None]) -> None:
     """Create the parent folders of ``path`` and call ``write(stream)`` on it.
 
@@ -427,7 +442,6 @@ class JsonReporter(NullListener):
         report = build_report(run, self.collection, self.secrets)
 
         def write(stream: TextIO) -> None:
-            json.dump(report, stream, indent=2, ensure_ascii=False)
-            stream.write("\n")
+            stream.write(report_text(report))
 
         write_text_file(self.path, write)
