@@ -11,6 +11,7 @@ The file lists monitors under ``monitors``::
         network: b
         webhooks: [https://hooks.internal.example/pmrunner]
         retry: {attempts: 1}
+        resendUnsafe: false
         notificationLimit: 3
         active: true
         uid: orders-health
@@ -33,6 +34,9 @@ Fields:
   ``_``); by default each request is routed by its host.
 - ``webhooks``: http(s) URLs the run report is posted to.
 - ``retry.attempts``: retries of a failed run (default 0).
+- ``resendUnsafe``: true sends a POST, PUT, PATCH or DELETE once more when
+  the worker that sent it was lost, false never does (reported "outcome
+  unknown"); by default the runner's ``PMRUNNER_RESEND_UNSAFE`` decides.
 - ``notificationLimit``: failing runs in a row that are notified (default 1).
 - ``active``: false pauses the monitor (default true).
 - ``uid``: a stable id (letters, digits, ``.``, ``_``, ``-``); by default the
@@ -87,6 +91,7 @@ _MONITOR_FIELDS = (
     "retry",
     "notificationLimit",
     "active",
+    "resendUnsafe",
 )
 _OPTION_FIELDS = {
     "strictSSL": "strict_ssl",
@@ -289,6 +294,7 @@ def _build_monitor(path: Path, entry: dict[str, Any]) -> Monitor:
         network=_network(entry.get("network")),
         webhooks=_webhooks(entry.get("webhooks")),
         active=_flag(entry, "active", default=True),
+        resend_unsafe=_optional_flag(entry, "resendUnsafe"),
     )
 
 
@@ -414,6 +420,11 @@ def _flag(entry: dict[str, Any], field: str, *, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{field}: must be true or false, got {value!r}")
     return value
+
+
+def _optional_flag(entry: dict[str, Any], field: str) -> bool | None:
+    """A true/false field that may be left out (None: the runner decides)."""
+    return None if entry.get(field) is None else _flag(entry, field, default=False)
 
 
 def _network(value: Any) -> str | None:

@@ -26,6 +26,8 @@ Fields of a monitor:
 - ``active``: paused monitors (False) are known but not scheduled.
 - ``version``: a digest of all the other fields, computed when left empty,
   so that an edited monitor can be noticed.
+- ``resend_unsafe``: whether a sent POST, PUT, PATCH or DELETE whose worker
+  was lost is sent again (None: the runner's ``PMRUNNER_RESEND_UNSAFE``).
 
 A :class:`MonitorSource` supplies monitors and the collections and
 environments they run.
@@ -112,6 +114,7 @@ class Monitor:
     webhooks: tuple[str, ...] = ()
     active: bool = True
     version: str = ""
+    resend_unsafe: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("uid", "name", "collection"):
@@ -152,6 +155,8 @@ class Monitor:
             "webhooks": list(self.webhooks),
             "active": self.active,
             "version": self.version,
+            # Only when set: monitors that do not choose keep the digest they had.
+            **({} if self.resend_unsafe is None else {"resend_unsafe": self.resend_unsafe}),
         }
 
     @classmethod

@@ -44,6 +44,8 @@ class RunTicket:
         network_pin: a network the monitor pins every request to.
         networks: the routing rules in force when the run started, so every
             worker routes the same way without a copy of the networks file.
+        resend_unsafe: whether a sent POST, PUT, PATCH or DELETE whose worker
+            was lost is sent again (None: the runner's ``PMRUNNER_RESEND_UNSAFE``).
     """
 
     run_id: str
@@ -65,6 +67,7 @@ class RunTicket:
     networks: JSON = field(default_factory=dict)  # the networks file's content, for routing
     queues: JSON = field(default_factory=dict)  # step key -> queue it was sent to
     items: list[list[str]] = field(default_factory=list)  # [id, name] in collection order
+    resend_unsafe: bool | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -47,6 +47,8 @@ class RunRequest:
         webhooks: URLs that get the report.
         network_pin: run every request on this network.
         deadline_seconds: how long the run may take (default: the settings').
+        resend_unsafe: send a sent POST, PUT, PATCH or DELETE again when its
+            worker is lost (None: the runner's ``PMRUNNER_RESEND_UNSAFE``).
     """
 
     collection: JSON
@@ -59,6 +61,7 @@ class RunRequest:
     webhooks: list[str] = field(default_factory=list)
     network_pin: str | None = None
     deadline_seconds: float | None = None
+    resend_unsafe: bool | None = None
     run_id: str | None = None
 
 
@@ -129,6 +132,7 @@ def prepare_run(app: Celery, request: RunRequest, start_at: float | None = None)
         network_pin=request.network_pin,
         networks={**_networks_dict(networks), "egress": egress_sections(settings.networks_file)},
         items=[[item.id, item.name] for item in items],
+        resend_unsafe=request.resend_unsafe,
     )
     header = _first_steps(app, ticket, plan, items, state, networks, settings)
     ticket.queues = {f"{sig.args[1]}:0": sig.options["queue"] for sig in header}

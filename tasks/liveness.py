@@ -10,8 +10,9 @@ each step it held, at once and truthfully:
   more, and its execution says it is a retry (attempt 2, and why);
 - request sent with an unsafe method (POST, PUT, PATCH, DELETE ...):
   reported "outcome unknown: worker X was lost after sending it", never sent
-  again unless ``PMRUNNER_RESEND_UNSAFE`` is on; the rest of its sequence is
-  reported as not run;
+  again unless the run opts in (its monitor's ``resendUnsafe``, its command's
+  ``--resend-unsafe``; by default ``PMRUNNER_RESEND_UNSAFE``); the rest of its
+  sequence is reported as not run;
 - finished, its successor not sent yet: the successor is sent.
 
 A worker killed between taking a message from its queue and noting it
@@ -39,7 +40,7 @@ from celery import signals
 
 from runtime.results import Execution, ScriptError
 from store.keys import text
-from store.registry import entry_field
+from store.registry import RunTicket, entry_field
 from tasks.context import RunContext, Services
 from tasks.messages import EXECUTE_REQUEST, describe, step_key
 
@@ -179,7 +180,7 @@ def resolve_step(services: Services, worker: str, entry: JSON) -> None:
     if not method:
         note = f"sent again: worker {worker} was lost before it sent this request"
         send_again(services, entry["args"], entry["queue"], note, owner=owner)
-    elif attempts < 2 and (method in SAFE_METHODS or services.settings.resend_unsafe):
+    elif attempts < 2 and (method in SAFE_METHODS or resends_unsafe(services, ticket)):
         note = (
             f"retried: worker {worker} was lost after sending this {method} request;"
             f" it was sent once more"
@@ -187,6 +188,14 @@ def resolve_step(services: Services, worker: str, entry: JSON) -> None:
         send_again(services, entry["args"], entry["queue"], note, owner=owner)
     else:
         _outcome_unknown(services, worker, entry, method)
+
+
+def resends_unsafe(services: Services, ticket: RunTicket) -> bool:
+    """Whether a lost worker's sent unsafe request is sent again: the run's (its monitor's
+    or its command's) choice, else the runner's."""
+    if ticket.resend_unsafe is not None:
+        return ticket.resend_unsafe
+    return services.settings.resend_unsafe
 
 
 def _still_held(entry: JSON, owner: str | None) -> bool:

@@ -224,6 +224,7 @@ def prepare_monitor_run(
             webhooks=list(monitor.webhooks),
             network_pin=monitor.network,
             run_id=run_id,
+            resend_unsafe=monitor.resend_unsafe,
         ),
         start_at,
     )

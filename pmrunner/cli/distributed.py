@@ -8,6 +8,9 @@ feeds as it goes, so the output, the exports and the exit code are the same.
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 # reports it; waiting as long means a run that hangs still gets its report.
 SWEEP_MARGIN_SECONDS = 30.0
 REDIS_CHECK_SECONDS = 5.0
+# Pings of a Redis that is not up yet: this far apart at most.
+REDIS_PING_INTERVAL_MAX = 1.0
 
 
 def execute_distributed(settings: RunSettings, stream: TextIO) -> Run:
@@ -77,6 +82,7 @@ def run_on_workers(settings: RunSettings, inputs: RunInputs) -> tuple[Run, list[
         iteration_data=list(inputs.iteration_data or []),
         options=settings.options,
         source="collection_runner",
+        resend_unsafe=settings.resend_unsafe,
     )
     wait = settings.wait_seconds or default_wait(settings.options, worker_settings)
     report = dispatch_and_wait(worker_settings, request, wait)
@@ -84,12 +90,21 @@ def run_on_workers(settings: RunSettings, inputs: RunInputs) -> tuple[Run, list[
 
 
 def broker_settings() -> Settings:
-    """The workers' settings (``PMRUNNER_*``), once Redis answered a ping."""
+    """The workers' settings (``PMRUNNER_*``), once Redis answered a ping.
+
+    A Redis that does not answer yet is waited for up to
+    ``PMRUNNER_REDIS_RETRY_SECONDS``, as the wait for the report rides out an
+    outage; one line on stderr says so.
+    """
     from worker.settings import Settings
 
     settings = Settings.from_env()
-    check_redis(settings.redis_url)
+    wait_for_redis(settings.redis_url, settings.redis_retry_seconds, _tell)
     return settings
+
+
+def _tell(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def shown_url(url: str) -> str:
@@ -99,8 +114,15 @@ def shown_url(url: str) -> str:
     return str(maybe_sanitize_url(url))
 
 
-def check_redis(url: str) -> None:
-    """Ping Redis with a short timeout, so an unreachable broker fails fast and clearly."""
+def wait_for_redis(url: str, patience: float, tell: Callable[[str], None]) -> None:
+    """Ping Redis until it answers, for up to ``patience`` seconds.
+
+    A refused or timed-out connection (Redis restarting, still loading its
+    data) is tried again with backoff, and ``tell`` hears one line about it;
+    a malformed URL, a refused password or anything else fails at once.
+
+    Raises ``PmrunnerError`` naming Redis when it did not answer in time.
+    """
     import redis
 
     try:
@@ -109,12 +131,35 @@ def check_redis(url: str) -> None:
         )
     except ValueError as error:
         raise PmrunnerError(f"PMRUNNER_REDIS_URL {shown_url(url)!r}: {error}") from None
+    deadline, pause, told = time.monotonic() + patience, 0.1, False
     try:
-        client.ping()
-    except redis.RedisError as error:
-        raise PmrunnerError(unreachable(url, error)) from None
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.AuthenticationError as error:
+                raise PmrunnerError(unreachable(url, error)) from None
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PmrunnerError(unreachable(url, error)) from None
+                if not told:
+                    tell(waiting_line(url, error, patience))
+                    told = True
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, REDIS_PING_INTERVAL_MAX)
+            except redis.RedisError as error:
+                raise PmrunnerError(unreachable(url, error)) from None
     finally:
         client.close()
+
+
+def waiting_line(url: str, error: Exception, patience: float) -> str:
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return (
+        f"waiting for Redis at {shown_url(url)} ({reason}); trying for up to {patience:g} s"
+        " (PMRUNNER_REDIS_RETRY_SECONDS)"
+    )
 
 
 def unreachable(url: str, error: Exception) -> str:

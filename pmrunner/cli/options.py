@@ -54,6 +54,9 @@ class RunSettings:
             running it in this process.
         wait_seconds: how long a distributed run is waited for (None: a default
             derived from the run's timeout or the run deadline).
+        resend_unsafe: for a distributed run, whether a sent POST, PUT, PATCH
+            or DELETE whose worker was lost is sent again (None: the runner's
+            ``PMRUNNER_RESEND_UNSAFE``).
     """
 
     collection: str
@@ -81,6 +84,7 @@ class RunSettings:
     options: RunOptions = field(default_factory=RunOptions)
     distributed: bool = False
     wait_seconds: float | None = None
+    resend_unsafe: bool | None = None
 
 
 def whole_number(option: str, text: str | None, *, minimum: int) -> int | None:
@@ -210,6 +214,8 @@ def distribution(params: Mapping[str, Any]) -> tuple[bool, float | None]:
     wait = positive_seconds("--wait", params.get("wait"))
     if wait is not None and not distributed:
         raise InputError("--wait applies to distributed runs only; add --distributed")
+    if params.get("resend_unsafe") is not None and not distributed:
+        raise InputError("--[no-]resend-unsafe applies to distributed runs only; add --distributed")
     return distributed, wait
 
 
@@ -261,6 +267,7 @@ def settings_from_params(params: Mapping[str, Any]) -> RunSettings:
         options=run_options(params),
         distributed=distributed,
         wait_seconds=wait,
+        resend_unsafe=params.get("resend_unsafe"),
     )
 
 

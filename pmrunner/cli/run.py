@@ -148,6 +148,12 @@ def execute_anywhere(settings: RunSettings, stream: TextIO) -> Run:
     help="With --distributed: how long to wait for the run's report (default: --timeout,"
     " else the run deadline, plus 30 s).",
 )
+@click.option(
+    "--resend-unsafe/--no-resend-unsafe",
+    default=None,
+    help="With --distributed: send a POST, PUT, PATCH or DELETE once more when the worker"
+    " that sent it is lost, or never (outcome unknown); default: PMRUNNER_RESEND_UNSAFE.",
+)
 def run_command(**params: Any) -> None:
     """Run a Postman collection, as newman run does."""
     stream = sys.stdout  # click's test runner swaps it, so read it at call time

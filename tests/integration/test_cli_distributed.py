@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,17 +152,30 @@ def free_port() -> int:
     return port
 
 
-def test_unreachable_redis_is_one_error_line(
+def test_unreachable_redis_is_waited_for_then_one_error_line(
     monkeypatch: pytest.MonkeyPatch, base_url: str
 ) -> None:
     port = free_port()
     monkeypatch.setenv("PMRUNNER_REDIS_URL", f"redis://:hidden-pw@127.0.0.1:{port}/0")
+    monkeypatch.setenv("PMRUNNER_REDIS_RETRY_SECONDS", "2")
+    started = time.monotonic()
     result = invoke(*run_arguments("requests", base_url), "--distributed")
-    line = single_error_line(result)
-    assert f"cannot reach Redis at redis://:**@127.0.0.1:{port}/0" in line
-    assert "hidden-pw" not in result.output
+    assert 2 <= time.monotonic() - started < 10
+    assert result.exit_code == 1, result.output
+    waiting, error = result.stderr.splitlines()
+    assert waiting.startswith(f"waiting for Redis at redis://:**@127.0.0.1:{port}/0 (")
+    assert waiting.endswith("trying for up to 2 s (PMRUNNER_REDIS_RETRY_SECONDS)")
+    assert error.startswith("error: ")
+    assert f"cannot reach Redis at redis://:**@127.0.0.1:{port}/0" in error
+    assert "hidden-pw" not in result.output and "Traceback" not in result.output
 
 
 def test_wait_without_distributed_is_a_mistake(base_url: str) -> None:
     result = invoke(*run_arguments("requests", base_url), "--wait", "5")
     assert "--wait applies to distributed runs only" in single_error_line(result)
+
+
+def test_resend_unsafe_without_distributed_is_a_mistake(base_url: str) -> None:
+    result = invoke(*run_arguments("requests", base_url), "--no-resend-unsafe")
+    line = single_error_line(result)
+    assert "--[no-]resend-unsafe applies to distributed runs only" in line

@@ -19,6 +19,7 @@ import redis
 
 from tasks.context import Services
 from tests.fault_rig import (
+    FAULT_ITEMS,
     PrivateRedis,
     RecordingTarget,
     fault_collection,
@@ -102,4 +103,54 @@ def test_waiters_and_workers_ride_out_a_redis_restart(
             waiter.kill()
         for worker in workers:
             worker.stop()
+        target.stop()
+
+
+def test_a_distributed_run_waits_for_a_redis_that_is_down_when_it_starts(
+    tmp_path: Path,
+) -> None:
+    """``pmrunner run --distributed`` started while Redis is down, at default settings:
+    it says once that it waits for Redis, sends the run when Redis comes up 5 s later,
+    and prints the report a worker made."""
+    target = RecordingTarget().start()
+    server = PrivateRedis(tmp_path / "redis")  # not started yet
+    settings = default_settings(server.url, tmp_path)
+    assert settings.redis_retry_seconds == 60
+    collection_file = tmp_path / "faults.postman_collection.json"
+    collection_file.write_text(json.dumps(fault_collection()))
+    tag = uuid.uuid4().hex[:10]
+    environment_file = tmp_path / "faults.postman_environment.json"
+    environment_file.write_text(json.dumps(fault_environment(target.base_url, tag)))
+    argv = [sys.executable, "-m", "pmrunner.cli", "run", str(collection_file)]
+    argv += ["-e", str(environment_file), "--distributed", "--no-color"]
+    errors_file = tmp_path / "stderr"
+    worker: WorkerProcess | None = None
+    with errors_file.open("w") as errors:
+        waiter = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **settings.to_env()},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+    try:
+        wait_until(lambda: "waiting for Redis" in errors_file.read_text(), 30, "a waiting line")
+        time.sleep(OUTAGE_SECONDS)
+        assert waiter.poll() is None, errors_file.read_text()
+        server.start()
+        worker = WorkerProcess(settings, [settings.queue_for(settings.default_network)], "late")
+        output, _ = waiter.communicate(timeout=REPORT_WITHIN_SECONDS + 60)
+        errors_seen = errors_file.read_text()
+        assert waiter.returncode == 0, errors_seen
+        assert "executed" in output and "get-c" in output, output
+        waiting = [line for line in errors_seen.splitlines() if "waiting for Redis" in line]
+        assert len(waiting) == 1, errors_seen
+        assert f"127.0.0.1:{server.port}" in waiting[0] and "up to 60 s" in waiting[0]
+        assert sorted(target.received(tag).values()) == [1] * len(FAULT_ITEMS)
+    finally:
+        waiter.kill()
+        if worker is not None:
+            worker.stop()
+        server.stop()
         target.stop()

@@ -6,11 +6,13 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from celery import Celery
 
 from runtime.loading import VariableFile
+from store.keys import text
 from store.registry import StepHolder
 from tasks.context import Services
 from tasks.dispatch import RunRequest, start_run
@@ -30,7 +32,9 @@ def base_url() -> Iterator[str]:
         yield url
 
 
-def one_request_run(app: Celery, base_url: str, method: str) -> str:
+def one_request_run(
+    app: Celery, base_url: str, method: str, resend_unsafe: bool | None = None
+) -> str:
     item = {
         "name": f"{method} once",
         "request": {"method": method, "url": "{{baseUrl}}/get"},
@@ -38,7 +42,7 @@ def one_request_run(app: Celery, base_url: str, method: str) -> str:
     }
     collection = {"info": {"_postman_id": uuid.uuid4().hex, "name": "lost"}, "item": [item]}
     environment = VariableFile("env", "env-1", [{"key": "baseUrl", "value": base_url}])
-    return start_run(app, RunRequest(collection, environment))
+    return start_run(app, RunRequest(collection, environment, resend_unsafe=resend_unsafe))
 
 
 def held_by_ghost(services: Services, settings: Settings, run_id: str, sent: str | None) -> None:
@@ -109,7 +113,7 @@ def test_a_message_taken_by_a_worker_that_died_before_noting_it_is_sent_again(
     run_id = one_request_run(app, base_url, "POST")
     # What kombu does when a worker takes a message: off the queue, into the
     # unacknowledged set, with the time it was taken (here: two lapses ago).
-    message = json.loads(client.rpop(queue))
+    message = json.loads(text(client.rpop(queue)))
     tag = f"orphan-{run_id}"
     client.hset(UNACKED_HASH, tag, json.dumps([message, "", queue]))
     client.zadd(UNACKED_INDEX, {tag: time.time() - 2 * settings.worker_lapse})
@@ -127,3 +131,28 @@ def test_a_message_taken_by_a_worker_that_died_before_noting_it_is_sent_again(
     assert execution["errors"] == [] and execution["attempt"] == 1
     note = "sent again: the worker that took this request was lost before it started it"
     assert any(note in text for _, text in execution["console"])
+
+
+@pytest.mark.parametrize(("runner", "run"), [(False, True), (True, False)])
+def test_a_run_chooses_whether_a_sent_unsafe_request_is_sent_again(
+    app: Celery, settings: Settings, base_url: str, runner: bool, run: bool
+) -> None:
+    """A monitor's ``resendUnsafe`` (or ``--resend-unsafe``) wins over the runner's default."""
+    services = Services.of(app)
+    judge = replace(services, settings=replace(settings, resend_unsafe=runner))
+    run_id = one_request_run(app, base_url, "POST", resend_unsafe=run)
+    held_by_ghost(judge, settings, run_id, "POST")
+    progress = services.registry.progress(run_id)
+    queued = services.registry.redis.lrange(settings.queue_for(settings.default_network), 0, -1)
+    resent = [m for m in queued if b"(sent again)" in m and run_id.encode() in m]
+    report = services.store.get(run_id)
+    if run:
+        note = f"retried: worker {GHOST} was lost after sending this POST request"
+        assert str(progress["b0:0:note"]).startswith(note)
+        assert str(progress["b0:0:owner"]).startswith("token:") and len(resent) == 1
+        assert report is None  # the retry runs it
+    else:
+        assert "b0:0:note" not in progress and resent == []
+        assert report is not None  # its only branch ended: reported at once
+        [execution] = report["run"]["executions"]
+        assert execution["errors"][0]["name"] == "OutcomeUnknown"

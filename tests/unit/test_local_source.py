@@ -45,6 +45,7 @@ monitors:
     retry: {attempts: 1}
     notificationLimit: 3
     active: true
+    resendUnsafe: true
     uid: orders-health
 """
 
@@ -99,6 +100,7 @@ def test_every_field_is_read(folder: Path) -> None:
     assert monitor.network == "b"
     assert monitor.webhooks == ("https://hooks.internal.example/pmrunner",)
     assert (monitor.retry_attempts, monitor.notification_limit, monitor.active) == (1, 3, True)
+    assert monitor.resend_unsafe is True
     assert len(monitor.version) == 16
 
 
@@ -110,6 +112,7 @@ def test_defaults_and_uid_from_the_name(folder: Path) -> None:
     assert monitor.options == MonitorOptions()
     assert (monitor.retry_attempts, monitor.notification_limit) == (0, 1)
     assert (monitor.network, monitor.webhooks, monitor.active) == (None, (), True)
+    assert monitor.resend_unsafe is None  # the runner's PMRUNNER_RESEND_UNSAFE decides
 
 
 def test_empty_file_has_no_monitors(folder: Path) -> None:
@@ -136,6 +139,7 @@ def test_empty_file_has_no_monitors(folder: Path) -> None:
         (("uid: orders-health", "uid: 'orders:health'"), "uid: 'orders:health' must start"),
         (("envs/prod", "envs/missing"), "environment: no such file"),
         (("active: true", "active: yes please"), "active: must be true or false"),
+        (("resendUnsafe: true", "resendUnsafe: 1"), "resendUnsafe: must be true or false"),
     ],
 )
 def test_errors_name_the_file_the_monitor_and_the_field(
@@ -297,6 +301,13 @@ def test_monitor_version_follows_the_definition() -> None:
     assert make().version == make().version
     assert make().version != make(schedule=Schedule.every(120)).version
     assert make().version != make(options=MonitorOptions(strict_ssl=False)).version
+    assert (
+        len({make().version, make(resend_unsafe=True).version, make(resend_unsafe=False).version})
+        == 3
+    )
+    assert (
+        "resend_unsafe" not in make().to_dict()
+    )  # a monitor that does not choose keeps its digest
     with pytest.raises(ConfigurationError, match="source must be one of postman, local"):
         make(source="ftp")
     with pytest.raises(ConfigurationError, match="unknown field"):
