@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -127,6 +127,10 @@ class ContextCache:
                 self._contexts.move_to_end(run_id)
             return context
 
+    def forget(self, run_id: str) -> None:
+        with self._lock:
+            self._contexts.pop(run_id, None)
+
     def put(self, context: RunContext) -> None:
         with self._lock:
             self._contexts[context.ticket.run_id] = context
@@ -145,6 +149,10 @@ class RunContext:
     collection: Collection
     options: RunOptions
     networks: NetworkMap
+    # Items and branches by key, built on first use: every step looks up a
+    # few, and a scan per lookup made a run's steps quadratic in its size.
+    _items: dict[str, Item] = field(default_factory=dict, init=False, repr=False)
+    _branches: dict[str, Branch] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_ticket(cls, services: Services, ticket: RunTicket) -> RunContext:
@@ -155,20 +163,30 @@ class RunContext:
         return cls(ticket, collection, options_from_dict(ticket.options), networks)
 
     def item(self, item_id: str) -> Item:
-        for item in self.collection.items():
-            if item.id == item_id:
-                return item
-        raise PmrunnerError(f"item {item_id} is not in the run's collection")
+        if not self._items:
+            items: dict[str, Item] = {}
+            for item in self.collection.items():
+                items.setdefault(item.id, item)  # the first of a repeated id, as before
+            self._items = items
+        found = self._items.get(item_id)
+        if found is None:
+            raise PmrunnerError(f"item {item_id} is not in the run's collection")
+        return found
 
     def selected_items(self) -> list[Item]:
         return self.collection.select(list(self.options.folders))
 
     def branch(self, key: str) -> Branch:
         """The plan's branch ``key``."""
-        for raw in self.ticket.plan["branches"]:
-            if raw["key"] == key:
-                return Branch.from_dict(raw)
-        raise KeyError(f"branch {key} is not in the plan of run {self.ticket.run_id}")
+        if not self._branches:
+            branches: dict[str, Branch] = {}
+            for raw in self.ticket.plan["branches"]:
+                branches.setdefault(raw["key"], Branch.from_dict(raw))
+            self._branches = branches
+        found = self._branches.get(key)
+        if found is None:
+            raise KeyError(f"branch {key} is not in the plan of run {self.ticket.run_id}")
+        return found
 
     def position(self, branch: Branch, cursor: dict[str, Any]) -> tuple[str, int]:
         """The item id and iteration a branch's ``cursor`` points at."""

@@ -109,7 +109,18 @@ def end_branch(services: Services, run_id: str, branch_key: str) -> None:
     """Note that a branch ended; the last branch to end reports the run at once."""
     ended = services.registry.mark_branch_done(run_id, branch_key)
     context = contexts.get(run_id)  # its ticket, when this process has read it already
-    finalize_if_complete(services, run_id, ended, ticket=context.ticket if context else None)
+    ticket = context.ticket if context else None
+    if finalize_if_complete(services, run_id, ended, ticket=ticket) is not None:
+        _forget_run(run_id)
+
+
+def _forget_run(run_id: str) -> None:
+    """The run was reported from this process: free its script context and parsed parts now.
+
+    Other workers of the run free theirs once idle (they are not told).
+    """
+    default_pool().release(run_id)
+    contexts.forget(run_id)
 
 
 def _run_step(
@@ -192,7 +203,8 @@ def _run_step(
         ended = registry.finish_branch(run_id, key, branch_key, result, asdict(state), holder)
         if ended is None:  # a twin recorded it, or the run ended: counted as before
             return None, True
-        finalize_if_complete(services, run_id, ended, ticket=context.ticket)
+        if finalize_if_complete(services, run_id, ended, ticket=context.ticket) is not None:
+            _forget_run(run_id)
         return None, False
     _recorded, handed = registry.finish_step(
         run_id, key, branch_key, result, asdict(state), handoff, holder

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from celery import Celery
 
 from worker.backend import backend_url
+from worker.memory import on_worker_init  # noqa: F401 (connects the signal, before warm-up)
 from worker.queues import stamp_sent_at  # noqa: F401 (connects the signal)
 from worker.roles import control_routes
 from worker.settings import Settings
