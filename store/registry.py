@@ -423,6 +423,15 @@ class RunRegistry:
         raw = self.redis.hgetall(self.keys.run_results(run_id))
         return {text(k): self._open(v) for k, v in raw.items()}
 
+    def results_besides(self, run_id: str, known: set[str]) -> dict[str, JSON]:
+        """The step results whose step keys are not in ``known`` (those are not read again)."""
+        key = self.keys.run_results(run_id)
+        fresh = sorted({text(k) for k in self.redis.hkeys(key)} - known)
+        if not fresh:
+            return {}
+        values = self.redis.hmget(key, fresh)
+        return {k: self._open(v) for k, v in zip(fresh, values, strict=True) if v is not None}
+
     def progress(self, run_id: str) -> dict[str, Any]:
         """Step key fields: ``:started`` and ``:queue`` (JSON), ``:sent``, ``:owner``, ``:note``."""
         raw = self.redis.hgetall(self.keys.run_progress(run_id))

@@ -238,7 +238,9 @@ def _missing_execution(ticket: RunTicket, item_id: str, iteration: int, reason: 
 
 
 def _why_missing(key: str, progress: dict[str, Any], ticket: RunTicket) -> str:
-    waited = max(int(ticket.deadline - (parse_iso(ticket.started_at) or utc_now()).timestamp()), 0)
+    started_at = (parse_iso(ticket.started_at) or utc_now()).timestamp()
+    # Until the deadline, or until now for a run ended early (its caller stopped waiting).
+    waited = max(int(min(ticket.deadline, time.time()) - started_at), 0)
     started = progress.get(f"{key}:started")
     if isinstance(started, dict):
         sent = progress.get(f"{key}:sent")

@@ -2,7 +2,8 @@
 
 Inputs are loaded and checked here, as for a local run. The run is then
 planned and sent with ``tasks.dispatch.start_run``, and this process waits for
-its report. The finished run is replayed into the same reporters a local run
+its report, printing each finished request and any queue no worker consumes
+(``pmrunner.cli.progress``). The finished run is replayed into the same reporters a local run
 feeds as it goes, so the output, the exports and the exit code are the same.
 """
 
@@ -14,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TextIO
 
+import click
+
 from pmrunner.cli.exports import write_exports
 from pmrunner.cli.inputs import RunInputs, load_inputs
 from pmrunner.cli.options import RunSettings
 from pmrunner.cli.output import reporters_for
+from pmrunner.cli.progress import RunWatch
 from pmrunner.errors import PmrunnerError
 from runtime.events import Listeners, RunListener
 from runtime.options import RunOptions
@@ -188,16 +192,22 @@ def dispatch_and_wait(settings: Settings, request: RunRequest, wait: float) -> J
 
     from tasks.context import Services
     from tasks.dispatch import start_run
-    from tasks.finalize import wait_for_report
     from worker.app import create_app
 
     app = create_app(settings)
     try:
         run_id = start_run(app, request)
         services = Services.of(app)
-        report = wait_for_report(services, run_id, wait)
+        watch = RunWatch(services, run_id, lambda line: click.echo(line, err=True))
+        try:
+            report = watch.wait(wait)
+        except KeyboardInterrupt:
+            watch.abandon()
+            raise
         if report is None:
-            raise PmrunnerError(no_report(run_id, wait, awaited_queues(services, run_id)))
+            queues = awaited_queues(services, run_id)
+            removed = watch.abandon()
+            raise PmrunnerError(no_report(run_id, wait, queues, removed))
     except (redis.RedisError, OperationalError) as error:
         raise PmrunnerError(unreachable(settings.redis_url, error)) from None
     return report
@@ -214,11 +224,12 @@ def awaited_queues(services: Services, run_id: str) -> list[str]:
     return queues
 
 
-def no_report(run_id: str, wait: float, queues: list[str]) -> str:
+def no_report(run_id: str, wait: float, queues: list[str], removed: int = 0) -> str:
     names = ",".join(queues)
+    ended = f"; the run was ended and its {removed} waiting messages removed" if removed else ""
     return (
         f"run {run_id} has no report after {wait:g} s; is a worker consuming {names}?"
-        f" (for example: celery -A worker worker -Q {names})"
+        f" (for example: celery -A worker worker -Q {names}){ended}"
     )
 
 
