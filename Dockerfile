@@ -25,7 +25,7 @@ RUN pip install --no-cache-dir /wheels/*.whl \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --create-home --home-dir /var/lib/pmrunner pmrunner
 # The sandbox bundle is part of the installed package: fail the build if it is not.
-RUN python -c "from runtime.sandbox.bundle import installed_bundle; installed_bundle()"
+RUN python -c "import pmrunner; from runtime.sandbox.bundle import installed_bundle; installed_bundle()"
 USER pmrunner
 WORKDIR /var/lib/pmrunner
 EXPOSE 8080 5555 9100

@@ -16,7 +16,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from pmrunner.errors import (
+from pmrunner import _imports
+
+# Before anything else: our top-level packages must not resolve to the working directory's.
+_imports.install()
+
+from pmrunner.errors import (  # noqa: E402 (after the finder)
     CollectionFormatError,
     ConfigurationError,
     DataFileError,

@@ -7,6 +7,9 @@ settings (``pmrunner run``, the egress policy) does not import Celery.
 import importlib
 from typing import Any
 
+# First: pmrunner's packages resolve before the working directory's modules,
+# which ``celery -A worker`` puts first on sys.path (see pmrunner._imports).
+import pmrunner  # noqa: F401
 from worker.settings import Settings
 
 __all__ = ["Settings", "app", "create_app"]
