@@ -105,6 +105,10 @@ def test_openapi_and_every_other_endpoint_need_the_key(api_url: str) -> None:
     assert requests.get(api_url + "/openapi.json", timeout=10).status_code == 401
     assert requests.post(api_url + "/monitors/x/run", timeout=10).status_code == 401
     assert requests.get(api_url + "/collections/x/runs/y", timeout=10).status_code == 401
+    assert requests.get(api_url + "/monitors", timeout=10).status_code == 401
+    assert (
+        requests.get(api_url + "/monitors/x", params={"apikey": KEY}, timeout=10).status_code == 401
+    )
     assert requests.get(api_url + "/no/such/route", timeout=10).status_code == 401
 
 
@@ -173,6 +177,8 @@ def test_openapi_document_lists_the_endpoints(api_url: str) -> None:
     assert document["openapi"].startswith("3.1")
     assert set(document["paths"]) >= {
         "/monitors/{monitor_uid}/run",
+        "/monitors",
+        "/monitors/{monitor_uid}",
         "/collections/{collectionId}/runs",
         "/collections/{collectionId}/runs/{runId}",
         "/health",

@@ -66,6 +66,32 @@ def test_retention_by_count_and_age(client: tuple[redis.Redis, Keys]) -> None:
     assert store.get("run-0") is None and store.get("run-1") is None
 
 
+def test_a_monitors_runs_are_indexed_and_leave_its_index_with_retention(
+    client: tuple[redis.Redis, Keys],
+) -> None:
+    redis_client, keys = client
+    store = RunStore(redis_client, keys, retention_runs=3)
+    for n in range(5):
+        monitor = {"uid": "m-a" if n % 2 == 0 else "m-b", "name": f"Monitor {n % 2}"}
+        store.save({**report(n, status="failed" if n == 4 else "finished"), "monitor": monitor})
+    store.save(report(5))  # a run of no monitor
+    assert [r["id"] for r in store.recent(monitor="m-a")] == ["run-4"]  # runs 0 and 2: retention
+    assert redis_client.zcard(keys.monitor_runs("m-a")) == 1
+    assert [r["id"] for r in store.recent(monitor="Monitor 1")] == ["run-3"]  # by name
+    last = store.last_runs(["m-a", "m-b", "m-none"])
+    assert {uid: r["id"] for uid, r in last.items()} == {"m-a": "run-4", "m-b": "run-3"}
+    assert [r["id"] for r in store.recent(status="failed")] == ["run-4"]
+    assert [r["id"] for r in store.recent(limit=2)] == ["run-5", "run-4"]
+    assert store.find("run-3") == store.get("run-3")
+    assert store.find("run-") is None  # too short to be looked up as the start of an id
+    for n in (6, 7):
+        store.save({**report(n), "id": f"a1b2c3d4-{n}"})
+    assert store.find("a1b2c3d4-7") == store.get("a1b2c3d4-7")
+    with pytest.raises(InputError, match="ambiguous"):
+        store.find("a1b2c3")
+    assert store.find("nothing-like-it") is None
+
+
 def test_registry_caches_collections_by_content(client: tuple[redis.Redis, Keys]) -> None:
     registry = RunRegistry(*client)
     digest = registry.cache_collection({"info": {"name": "x"}}, "run-a", 60)
