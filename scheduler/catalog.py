@@ -2,7 +2,8 @@
 
 The poller writes, the tick and the API read. Keys, under the key prefix:
 
-- ``catalog:monitors``: hash, uid → ``{"monitor", "fetched"}`` (JSON);
+- ``catalog:monitors``: hash, uid → ``{"monitor", "fetched"}`` (JSON; webhook
+  URLs, which often carry a token, sealed);
 - ``catalog:content``: hash, content key → ``{"stamp", "body"}`` (collections
   and environments), with ``catalog:stamps`` (content key → stamp) beside it
   so a reader revalidates its copy without reading the body;
@@ -12,15 +13,16 @@ The poller writes, the tick and the API read. Keys, under the key prefix:
 - ``source:state``: hash, how the polls are going (see :mod:`scheduler.health`).
 
 Catalog keys expire ``max_staleness`` seconds after the last good poll, so
-environments (which may hold credentials) do not outlive their use. Under
-``PMRUNNER_SECRET_KEY``, collections and environments are sealed in
-``catalog:content`` like a run's data (:mod:`store.sealing`).
+environments (which may hold credentials) do not outlive their use.
+Collections and environments are sealed in ``catalog:content`` like a run's
+data (:mod:`store.sealing`), under the cluster's secret key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,11 +30,13 @@ from typing import Any
 
 import redis
 
+from pmrunner.errors import ConfigurationError
 from scheduler.monitors import Monitor
 from scheduler.snapshot import Content, Snapshot
 from store.sealing import Sealer
 
 __all__ = ["Catalog", "Changes", "Due"]
+log = logging.getLogger(__name__)
 
 # Claim a due slot and move the monitor to its next slot, in one round trip.
 # KEYS: schedule:next, the slot's claim key.  ARGV: uid, due score, next score, ttl, claim value.
@@ -83,7 +87,8 @@ class Catalog:
         client: the Redis client.
         prefix: the key prefix (``Settings.key_prefix``).
         max_staleness: seconds the catalog outlives the last good poll.
-        sealer: seals collections and environments at rest (``store.sealing``).
+        sealer: seals collections, environments and webhook URLs at rest
+            (``store.sealing``).
     """
 
     def __init__(
@@ -111,19 +116,42 @@ class Catalog:
 
     def load(self) -> Snapshot:
         """Everything stored, as a snapshot (a new poller starts from it)."""
+        return self._load()[0]
+
+    def _load(self) -> tuple[Snapshot, set[str]]:
+        """Everything stored, and the monitor uids and content keys to seal again.
+
+        Those are stored in clear (written before sealing was on) or under a
+        previous key; entries no key of this process opens are left out, so
+        the next commit writes them afresh.
+        """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(self.monitors_key)
         pipe.hgetall(self.content_key)
         raw_monitors, raw_content = pipe.execute()
-        snapshot = Snapshot()
+        snapshot, stale = Snapshot(), set()
         for uid, raw in raw_monitors.items():
             entry = json.loads(raw)
-            snapshot.monitors[_text(uid)] = Monitor.from_dict(entry["monitor"])
+            try:
+                monitor, current = self._monitor_checked(entry)
+            except ConfigurationError as error:
+                log.warning("catalog: monitor %s is fetched again: %s", _text(uid), error)
+                continue
+            snapshot.monitors[_text(uid)] = monitor
             snapshot.fetched[_text(uid)] = float(entry.get("fetched") or 0)
+            if not current:
+                stale.add(_text(uid))
         for key, raw in raw_content.items():
-            entry = self.sealer.open_json(raw)
+            try:
+                text, current = self.sealer.open_checked(raw)
+            except ConfigurationError as error:
+                log.warning("catalog: %s is fetched again: %s", _text(key), error)
+                continue
+            entry = json.loads(text)
             snapshot.content[_text(key)] = Content(entry["stamp"], entry["body"])
-        return snapshot
+            if not current:
+                stale.add(_text(key))
+        return snapshot, stale
 
     def commit(self, snapshot: Snapshot, now: datetime) -> Changes:
         """Store a good poll's snapshot; (re)schedule monitors whose schedule is new.
@@ -133,10 +161,10 @@ class Catalog:
         monitors leave the schedule in the same transaction, so no tick can
         claim one of their slots afterwards.
         """
-        stored = self.load()
+        stored, stale = self._load()
         pipe = self.redis.pipeline(transaction=True)
-        changes = self._write_monitors(pipe, stored, snapshot, now)
-        content = self._write_content(pipe, stored, snapshot)
+        changes = self._write_monitors(pipe, stored, snapshot, now, stale)
+        content = self._write_content(pipe, stored, snapshot, stale)
         changes = Changes(changes.added, changes.edited, changes.paused, changes.removed, content)
         if changes:
             pipe.incr(self.version_key)
@@ -146,7 +174,7 @@ class Catalog:
         return changes
 
     def _write_monitors(
-        self, pipe: Any, stored: Snapshot, snapshot: Snapshot, now: datetime
+        self, pipe: Any, stored: Snapshot, snapshot: Snapshot, now: datetime, stale: set[str]
     ) -> Changes:
         added: list[str] = []
         edited: list[str] = []
@@ -158,9 +186,8 @@ class Catalog:
         for uid, monitor in snapshot.monitors.items():
             before = stored.monitors.get(uid)
             fetched = snapshot.fetched.get(uid, 0.0)
-            if before != monitor or stored.fetched.get(uid) != fetched:
-                entry = {"monitor": monitor.to_dict(), "fetched": fetched}
-                pipe.hset(self.monitors_key, uid, json.dumps(entry))
+            if before != monitor or stored.fetched.get(uid) != fetched or uid in stale:
+                pipe.hset(self.monitors_key, uid, json.dumps(self._entry(monitor, fetched)))
             if not monitor.active:
                 pipe.zrem(self.next_key, uid)
                 if before is not None and before.active:
@@ -175,20 +202,39 @@ class Catalog:
                     edited.append(uid)
         return Changes(tuple(added), tuple(edited), tuple(paused), tuple(removed))
 
-    def _write_content(self, pipe: Any, stored: Snapshot, snapshot: Snapshot) -> int:
+    def _write_content(
+        self, pipe: Any, stored: Snapshot, snapshot: Snapshot, stale: set[str]
+    ) -> int:
         gone = [key for key in stored.content if key not in snapshot.content]
         if gone:
             pipe.hdel(self.content_key, *gone)
             pipe.hdel(self.stamps_key, *gone)
         changed = 0
         for key, content in snapshot.content.items():
-            if stored.content.get(key) == content:
+            if stored.content.get(key) == content and key not in stale:
                 continue
             changed += 1
             body = self.sealer.seal_json({"stamp": content.stamp, "body": content.body})
             pipe.hset(self.content_key, key, body)
             pipe.hset(self.stamps_key, key, _revision(content))
         return changed + len(gone)
+
+    def _entry(self, monitor: Monitor, fetched: float) -> dict[str, Any]:
+        """A monitor as stored: its webhook URLs sealed."""
+        definition = monitor.to_dict()
+        definition["webhooks"] = [self.sealer.seal(url) for url in monitor.webhooks]
+        return {"monitor": definition, "fetched": fetched}
+
+    def _monitor(self, entry: dict[str, Any]) -> Monitor:
+        """The inverse of :meth:`_entry`."""
+        return self._monitor_checked(entry)[0]
+
+    def _monitor_checked(self, entry: dict[str, Any]) -> tuple[Monitor, bool]:
+        """The monitor of an entry, and whether its webhooks are sealed as they would be now."""
+        definition = dict(entry["monitor"])
+        opened = [self.sealer.open_checked(url) for url in definition.get("webhooks") or ()]
+        definition["webhooks"] = [url for url, _ in opened]
+        return Monitor.from_dict(definition), all(current for _, current in opened)
 
     # -- the tick's side -------------------------------------------------------------------
 
@@ -222,9 +268,7 @@ class Catalog:
         pipe.get(self.version_key)
         pipe.hgetall(self.monitors_key)
         raw_version, raw = pipe.execute()
-        monitors = {
-            _text(uid): Monitor.from_dict(json.loads(item)["monitor"]) for uid, item in raw.items()
-        }
+        monitors = {_text(uid): self._monitor(json.loads(item)) for uid, item in raw.items()}
         with self._cache_lock:
             self._monitors = (int(raw_version or 0), monitors)
         return monitors

@@ -23,6 +23,7 @@ from runtime.options import RunOptions, options_from_dict
 from scheduler.planner import Branch
 from store import Keys, RunRegistry, RunStore, RunTicket
 from store.sealing import Sealer
+from store.secret_key import claim_fingerprint, secret_key
 from store.workers import WorkerBook
 from worker.roles import settings_of
 from worker.routing import NetworkMap
@@ -59,6 +60,35 @@ def redis_for(settings: Settings) -> redis.Redis:
         return client
 
 
+_sealers: dict[tuple[object, ...], Sealer] = {}
+_sealers_lock = threading.Lock()
+
+
+def sealer_for(settings: Settings) -> Sealer:
+    """The process's sealer for ``settings``: built, and checked against Redis, once.
+
+    Raises:
+        ConfigurationError: no key can be read or made, or Redis is used with
+            another key (see :mod:`store.secret_key`).
+    """
+    source = (
+        settings.redis_url,
+        settings.key_prefix,
+        settings.secret_key,
+        settings.secret_key_file,
+        settings.secret_key_previous,
+        settings.data_dir,
+    )
+    with _sealers_lock:
+        sealer = _sealers.get(source)
+        if sealer is None:
+            key = secret_key(settings.secret_key, settings.secret_key_file, settings.data_dir)
+            sealer = Sealer(key, settings.secret_key_previous)
+            claim_fingerprint(redis_for(settings), settings.key_prefix, sealer)
+            _sealers[source] = sealer
+        return sealer
+
+
 @dataclass
 class Services:
     """Redis-backed services for one app."""
@@ -80,7 +110,7 @@ class Services:
             retention_days=settings.retention_days,
             retention_runs=settings.retention_runs,
         )
-        registry = RunRegistry(client, keys, Sealer(settings.secret_key))
+        registry = RunRegistry(client, keys, sealer_for(settings))
         return cls(app, settings, registry, store, WorkerBook(client, keys))
 
 

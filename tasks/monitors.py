@@ -43,7 +43,7 @@ from scheduler.postman_source import MonitorSelection, PostmanMonitorSource
 from scheduler.secrets import SecretOverrides
 from scheduler.snapshot import stored_collection_id
 from store.sealing import Sealer
-from tasks.context import Services, redis_for
+from tasks.context import Services, redis_for, sealer_for
 from tasks.dispatch import RunRequest, prepare_run
 from worker.settings import Settings
 
@@ -112,7 +112,7 @@ def postman_selection(settings: Settings) -> MonitorSelection:
 
 def catalog_for(settings: Settings) -> Catalog:
     """The deployment's monitor catalog in Redis."""
-    sealer = Sealer(settings.secret_key)
+    sealer = sealer_for(settings)
     return Catalog(redis_for(settings), settings.key_prefix, settings.max_staleness, sealer)
 
 
@@ -160,14 +160,30 @@ def run_options(monitor: Monitor, settings: Settings) -> RunOptions:
     )
 
 
-def monitor_meta(monitor: Monitor, attempt: int, slot: str | None) -> JSON:
+def monitor_meta(monitor: Monitor, attempt: int, slot: str | None, sealer: Sealer) -> JSON:
+    """What a monitor's run records of it; the definition's webhook URLs sealed."""
     return {
         "uid": monitor.uid,
         "name": monitor.name,
         "attempt": attempt,
         "slot": slot,
-        "definition": monitor.to_dict(),
+        "definition": sealed_definition(monitor, sealer),
     }
+
+
+def sealed_definition(monitor: Monitor, sealer: Sealer) -> JSON:
+    """A monitor as stored runs and task messages carry it: its webhook URLs (often
+    holding a token) sealed."""
+    definition = monitor.to_dict()
+    definition["webhooks"] = [sealer.seal(url) for url in monitor.webhooks]
+    return definition
+
+
+def opened_monitor(definition: JSON, sealer: Sealer) -> Monitor:
+    """The inverse of :func:`sealed_definition`."""
+    opened = dict(definition)
+    opened["webhooks"] = [sealer.open(url) for url in definition.get("webhooks") or ()]
+    return Monitor.from_dict(opened)
 
 
 def start_monitor_run(
@@ -220,7 +236,7 @@ def prepare_monitor_run(
             environment=environment,
             options=run_options(monitor, services.settings),
             source=source_name,
-            monitor=monitor_meta(monitor, attempt, slot),
+            monitor=monitor_meta(monitor, attempt, slot, services.registry.sealer),
             webhooks=list(monitor.webhooks),
             network_pin=monitor.network,
             run_id=run_id,
@@ -263,7 +279,10 @@ def report_failed_start(
     run.run_errors.append(ScriptError("run", type(error).__name__, str(error)))
     run.finished_at = utc_now()
     report = build_report(
-        run, run_id=run_id, source=source_name, monitor=monitor_meta(monitor, attempt, slot)
+        run,
+        run_id=run_id,
+        source=source_name,
+        monitor=monitor_meta(monitor, attempt, slot, services.registry.sealer),
     )
     report["error"] = f"could not start: {error}"
     services.store.save(report)
@@ -297,13 +316,13 @@ def after_monitor_run(services: Services, report: JSON) -> None:
     meta = report.get("monitor") or {}
     if not meta.get("definition"):
         return
-    monitor = Monitor.from_dict(meta["definition"])
+    monitor = opened_monitor(meta["definition"], services.registry.sealer)
     attempt = int(meta.get("attempt") or 1)
     failed = report["status"] == "failed"
     if failed and attempt <= monitor.retry_attempts:
         log.info("monitor %s failed (attempt %d); retrying", monitor.uid, attempt)
         services.app.send_task(
-            "pmrunner.retry_monitor_run", (monitor.to_dict(), attempt + 1, meta.get("slot"))
+            "pmrunner.retry_monitor_run", (meta["definition"], attempt + 1, meta.get("slot"))
         )
         return
     _notify(services, monitor, report, failed)

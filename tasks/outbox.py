@@ -8,6 +8,9 @@ seconds (at most ``BACKOFF_MAX``), ``MAX_ATTEMPTS`` times in all; a 4xx answer
 is final. Each attempt is recorded in ``deliveries:<run id>``, kept as long
 as stored runs are. Entries survive any process: whoever holds the lease
 next delivers them.
+
+A webhook URL often carries its token: entries are sealed (``store.sealing``),
+and records and log lines show only the URL's scheme, host and port.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -51,10 +55,22 @@ def enqueue(services: Services, url: str, run_id: str, payload: JSON | None = No
     entry = {"id": entry_id, "url": url, "run": run_id, "payload": payload, "attempts": 0}
     keys = services.registry.keys
     pipe = services.registry.redis.pipeline()
-    pipe.set(keys.outbox_entry(entry_id), json.dumps(entry), ex=ENTRY_KEPT_SECONDS)
+    sealed = services.registry.sealer.seal_json(entry)
+    pipe.set(keys.outbox_entry(entry_id), sealed, ex=ENTRY_KEPT_SECONDS)
     pipe.zadd(keys.outbox(), {entry_id: time.time()})
     pipe.execute()
     return entry_id
+
+
+def shown_url(url: str) -> str:
+    """Where a webhook goes, without what may be its token (path, query, user info)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: shown as nothing rather than failing a record
+        port = ""
+    hidden = "/..." if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}{hidden}"
 
 
 def post_json(url: str, payload: JSON, settings: Settings) -> tuple[JSON, bool]:
@@ -68,12 +84,12 @@ def post_json(url: str, payload: JSON, settings: Settings) -> tuple[JSON, bool]:
         try:
             response = session.post(url, json=payload, timeout=TIMEOUT_SECONDS)
         except EgressBlockedError as error:
-            log.warning("webhook %s: %s", url, error)
+            log.warning("webhook %s: %s", shown_url(url), error)
             return {"error": str(error)}, False
         except requests.RequestException as error:
             return {"error": f"{type(error).__name__}: {error}"}, True
     if response.status_code >= 400:
-        log.warning("webhook %s answered %s", url, response.status_code)
+        log.warning("webhook %s answered %s", shown_url(url), response.status_code)
     return {"status": response.status_code}, response.status_code >= 500
 
 
@@ -123,19 +139,22 @@ class Outbox:
         if raw is None:
             client.zrem(keys.outbox(), entry_id)
             return
-        entry = json.loads(raw)
+        entry = self.services.registry.sealer.open_json(raw)
         entry["attempts"] += 1
         outcome, retry = self._post(entry)
         self._record(entry, outcome)
         if retry and entry["attempts"] < MAX_ATTEMPTS:
             delay = min(2 ** entry["attempts"], BACKOFF_MAX)
             pipe = client.pipeline()
-            pipe.set(keys.outbox_entry(entry_id), json.dumps(entry), ex=ENTRY_KEPT_SECONDS)
+            sealed = self.services.registry.sealer.seal_json(entry)
+            pipe.set(keys.outbox_entry(entry_id), sealed, ex=ENTRY_KEPT_SECONDS)
             pipe.zadd(keys.outbox(), {entry_id: time.time() + delay})
             pipe.execute()
             return
         if retry:
-            log.warning("webhook %s: gave up after %d attempts", entry["url"], entry["attempts"])
+            log.warning(
+                "webhook %s: gave up after %d attempts", shown_url(entry["url"]), entry["attempts"]
+            )
         pipe = client.pipeline()
         pipe.zrem(keys.outbox(), entry_id)
         pipe.delete(keys.outbox_entry(entry_id))
@@ -153,7 +172,7 @@ class Outbox:
 
     def _record(self, entry: JSON, outcome: JSON) -> None:
         record = {
-            "url": entry["url"],
+            "url": shown_url(entry["url"]),
             "event": (entry.get("payload") or {}).get("event", "run.finished"),
             "attempt": entry["attempts"],
             "at": time.time(),

@@ -45,6 +45,7 @@ from tasks.context import Services
 from tasks.monitors import (
     build_source,
     catalog_for,
+    opened_monitor,
     prepare_monitor_run,
     refuse_start,
     source_for,
@@ -307,7 +308,7 @@ def retry_monitor_run(
     """Run a monitor again after a failed attempt, unless it was paused or deleted since."""
     services = Services.of(self.app)
     source = source_for(services.settings)
-    definition = Monitor.from_dict(monitor)
+    definition = opened_monitor(monitor, services.registry.sealer)  # its webhooks travel sealed
     if source is None:
         raise RuntimeError("no monitor source is configured on this worker")
     current = {known.uid: known for known in source.monitors()}.get(definition.uid)

@@ -23,7 +23,7 @@ from worker.warmup import prepare_script_contexts  # noqa: F401 (connects the si
 # Redis reconnection: attempts at most this far apart, for redis_retry_seconds.
 RECONNECT_INTERVAL_MAX = 1.0
 
-TASK_MODULES = ["tasks.run", "tasks.upkeep", "tasks.schedule", "tasks.presence"]
+TASK_MODULES = ["tasks.keycheck", "tasks.run", "tasks.upkeep", "tasks.schedule", "tasks.presence"]
 
 
 def celery_urls(redis_url: str) -> tuple[str, str]:

@@ -69,9 +69,14 @@ class Settings:
         api_trusted_proxies: addresses or CIDRs of the proxies in front of the
             API whose ``X-Forwarded-For`` names the client; none by default,
             so the client is the address that connected.
-        secret_key: seals the credentials a run keeps in Redis (its collection
-            version and variable states); every process of a cluster needs
-            the same one. Never logged.
+        secret_key: seals every credential pmrunner keeps in Redis (a run's
+            collection version and variable states, polled collections and
+            environments, webhook URLs); every process of a cluster needs the
+            same one. Never logged. Unset: read from ``secret_key_file``, else
+            from ``<data_dir>/secret-key``, made on first use.
+        secret_key_file: a file holding the secret key (a mounted secret).
+        secret_key_previous: keys sealed with before the current one, still
+            accepted while a cluster rotates its key.
         egress_allow: CIDRs and host patterns monitor traffic may reach even
             where a deny rule (a default one included) would refuse it.
         egress_deny: CIDRs and host patterns monitor traffic must not reach,
@@ -130,6 +135,8 @@ class Settings:
     api_rate_limit: int = 300
     api_trusted_proxies: tuple[str, ...] = ()
     secret_key: str | None = field(default=None, repr=False)
+    secret_key_file: Path | None = None
+    secret_key_previous: tuple[str, ...] = field(default=(), repr=False)
     egress_allow: tuple[str, ...] = ()
     egress_deny: tuple[str, ...] = ()
     egress_default: str = "allow"

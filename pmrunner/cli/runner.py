@@ -144,6 +144,13 @@ def node_name(settings: Settings) -> str:
     return str(host_format(f"{settings.runner_id or 'pmrunner'}@%h"))
 
 
+def check_secret_key(settings: Settings) -> None:
+    """Refuse, before anything starts, a secret key that is not the one Redis is used with."""
+    from tasks.context import sealer_for
+
+    sealer_for(settings)
+
+
 def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
     """Run the worker with its embedded scheduler until it is stopped; its exit code.
 
@@ -304,6 +311,7 @@ def serve_runner(params: dict[str, Any], **settings_overrides: Any) -> int:
     try:
         settings = dataclasses.replace(configured_settings(params), **settings_overrides)
         monitors = check_source(settings)
+        check_secret_key(settings)
         queues = consumed_queues(settings, params["queues"])
         for line in served_lines(settings, node_name(settings), queues) + monitors:
             click.echo(line)

