@@ -7,7 +7,7 @@ are derived from them, so they can never disagree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,9 +110,9 @@ class Execution:
         return bool(self.errors) or any(not a.passed and not a.skipped for a in self.assertions)
 
     def to_dict(self) -> JSON:
-        data = asdict(self)
+        data = _plain(self)
         data["started_at"] = iso(self.started_at)
-        return data
+        return data  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: JSON) -> Execution:
@@ -253,3 +253,20 @@ class Run:
                 "failed": prerequest_failed,
             },
         }
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copy of every leaf value.
+
+    The leaves of an execution (text, numbers, times) are immutable; copying
+    them took a tenth of a worker's time per request.
+    """
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value

@@ -18,7 +18,7 @@ import redis
 from store import scripts
 from store.collections import CollectionCache
 from store.keys import Keys, text
-from store.sealing import Sealer
+from store.sealing import Sealer, loads
 
 JSON = dict[str, Any]
 # In-flight keys outlive the deadline by this much, so a late finalizer or
@@ -122,7 +122,7 @@ class StepHolder:
 def _decoded(field: str, value: bytes | str) -> Any:
     """A progress value: JSON where the field holds JSON, else text."""
     if field.endswith((":started", ":queue", ":attempts")):
-        return json.loads(value)
+        return loads(value)
     return text(value)
 
 
@@ -247,12 +247,10 @@ class RunRegistry:
         if outcome == "final":
             return StepStart(outcome)
         if outcome == "busy":
-            return StepStart(outcome, started=json.loads(reply[1]))
+            return StepStart(outcome, started=loads(reply[1]))
         ticket = RunTicket.from_json(self.sealer.open(reply[1])) if reply[1] else None
         if outcome == "finished":
-            return StepStart(
-                outcome, ticket, result=json.loads(reply[2]), state=self._open(reply[3])
-            )
+            return StepStart(outcome, ticket, result=loads(reply[2]), state=self._open(reply[3]))
         return StepStart(
             outcome, ticket, attempt=int(reply[2]), state=self._open(reply[3]), note=text(reply[4])
         )

@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
 from pmrunner.errors import ConfigurationError
@@ -78,7 +79,7 @@ class Sealer:
 
     def open_json(self, value: str | bytes) -> Any:
         """The document of a value written by :meth:`seal_json` (sealed or not)."""
-        return json.loads(self.open(value))
+        return loads(self.open(value))
 
     def open(self, value: str | bytes) -> str:
         """The text of a sealed (or plain) value.
@@ -111,3 +112,16 @@ class Sealer:
             except InvalidToken:
                 continue
         raise ConfigurationError(_WRONG_KEY)
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, several times faster (orjson) for what the run tasks read back.
+
+    A finalizer reads every step's result and state of a run; orjson refuses
+    only what ``json.dumps`` may write beyond JSON (NaN, Infinity), which
+    ``json`` still reads.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
