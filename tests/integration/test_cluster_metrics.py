@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import promql_parser
 import pytest
 import requests
 from celery import Celery
@@ -213,18 +214,25 @@ def exported_sample_names(text: str) -> set[str]:
 
 
 def dashboard_metrics(dashboard: dict[str, object]) -> set[str]:
-    """The pmrunner metric names in every PromQL expression of a Grafana dashboard."""
+    """The metric names every PromQL expression of a Grafana dashboard selects (each must parse)."""
     names: set[str] = set()
+
+    def visit(node: object) -> bool:
+        if isinstance(node, promql_parser.VectorSelector) and node.name:
+            names.add(node.name)
+        return True
+
     for expression in expressions(dashboard):
-        unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expression)
-        names.update(re.findall(r"\bpmrunner_[a-zA-Z0-9_:]*", unquoted))
+        # Grafana's interval variables become a duration before Prometheus sees them.
+        concrete = expression.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+        promql_parser.walk(promql_parser.parse(concrete), visit)
     return names
 
 
 def expressions(node: object) -> Iterator[str]:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in ("expr", "query") and isinstance(value, str):
+            if key == "expr" and isinstance(value, str):
                 yield value
             else:
                 yield from expressions(value)
