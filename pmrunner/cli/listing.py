@@ -269,13 +269,15 @@ def monitors_group() -> None:
 def monitors_list_command() -> None:
     """List the monitors: schedule, next slot and last run."""
     from scheduler.catalog import Catalog
-    from store.sealing import Sealer
+    from tasks.context import sealer_for
     from tasks.overview import monitor_statuses
 
     settings = store_settings()
     with redis_errors(settings):
         client = redis_client(settings)
-        catalog = Catalog(client, settings.key_prefix, settings.max_staleness, Sealer())
+        # The catalog seals webhook URLs: the deployment's key opens them (as in the API).
+        sealer = sealer_for(settings)
+        catalog = Catalog(client, settings.key_prefix, settings.max_staleness, sealer)
         statuses = monitor_statuses(settings, run_store(settings, client), catalog)
     if not statuses:
         click.echo(

@@ -178,7 +178,14 @@ def test_monitors_list_shows_schedule_next_slot_and_last_run(
     monitor_runs: tuple[Settings, dict[str, str]],
 ) -> None:
     settings, _ = monitor_runs
-    listed = pmrunner(settings.to_env(), "monitors", "list")
+    from_file = settings.to_env()
+    # Without the monitors file: the catalog the scheduler stored (its webhook URLs sealed).
+    from_catalog = {k: v for k, v in from_file.items() if k != "PMRUNNER_MONITORS_FILE"}
+    assert (
+        pmrunner(from_catalog, "monitors", "list").stdout
+        == pmrunner(from_file, "monitors", "list").stdout
+    )
+    listed = pmrunner(from_catalog, "monitors", "list")
     assert listed.returncode == 0, listed.stderr
     header, *table = rows(listed.stdout)
     assert header == ["NAME", "UID", "SCHEDULE", "NEXT SLOT", "LAST RUN"]

@@ -64,6 +64,8 @@ def monitors_file(folder: Path, base_url: str) -> Path:
                 "collection": "shared.json",
                 "schedule": {"every": "5m"},
                 "active": False,
+                # Sealed in the catalog: listing monitors opens it with the deployment's key.
+                "webhooks": ["http://127.0.0.1:9/hook?token=sealed-in-the-catalog"],
             },
         ],
     )
