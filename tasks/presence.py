@@ -74,6 +74,39 @@ def serve_beat_metrics(sender: Any = None, **_: Any) -> None:
     _serve_for(sender)
 
 
+class QueueAnnouncer:
+    """Records the queues a worker consumes, and again every lapse while it runs.
+
+    Again, because the record must outlive what can erase it: a Redis that
+    lost its data, or a lapse during an outage after which the worker was
+    forgotten and came back.
+    """
+
+    def __init__(self, services: Services, worker: str, queues: list[str]) -> None:
+        self.services = services
+        self.worker = worker
+        self.queues = queues
+        self.stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pmrunner-queues", daemon=True)
+
+    def start(self) -> None:
+        self._announce()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.services.settings.worker_lapse):
+            self._announce()
+
+    def _announce(self) -> None:
+        try:
+            self.services.workers.announce(self.worker, self.queues)
+        except redis.RedisError as error:
+            log.warning("could not record the queues this worker consumes: %s", error)
+
+
+_announcers: dict[str, QueueAnnouncer] = {}
+
+
 @signals.worker_ready.connect
 def announce_queues(sender: Any = None, **_: Any) -> None:
     """Record the queues this worker consumes, once it consumes them."""
@@ -82,7 +115,14 @@ def announce_queues(sender: Any = None, **_: Any) -> None:
         return
     consumer = getattr(sender, "task_consumer", None)
     queues = [str(queue.name) for queue in getattr(consumer, "queues", None) or []]
-    try:
-        Services.of(app).workers.announce(str(sender.hostname), queues)
-    except redis.RedisError as error:
-        log.warning("could not record the queues this worker consumes: %s", error)
+    announcer = QueueAnnouncer(Services.of(app), str(sender.hostname), queues)
+    _announcers[announcer.worker] = announcer
+    announcer.start()
+
+
+@signals.worker_shutting_down.connect
+def stop_announcing(**_: Any) -> None:
+    """A worker that stops says nothing more (it signs off with its heartbeat)."""
+    for announcer in _announcers.values():
+        announcer.stopped.set()
+    _announcers.clear()

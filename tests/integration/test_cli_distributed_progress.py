@@ -89,6 +89,7 @@ def start_command(
         "PMRUNNER_REDIS_URL": settings.redis_url,
         "PMRUNNER_KEY_PREFIX": settings.key_prefix,
         "PMRUNNER_DEFAULT_NETWORK": settings.default_network,
+        "PMRUNNER_DATA_DIR": str(settings.data_dir),  # its sealing key, as the workers'
     }
     argv = [sys.executable, "-m", "pmrunner.cli", "run", str(collection), "--distributed"]
     process = subprocess.Popen(
@@ -155,7 +156,11 @@ def test_a_worker_that_comes_later_is_noticed_and_each_request_is_shown(
         wait_until(lambda: command.first(NOTICE) is not None, timeout=15, what="no-worker notice")
         worker = WorkerProcess(settings, [queue], "late")
         worker_processes.append(worker)
-        assert command.process.wait(60) == 0, command.text()
+        try:
+            exit_code = command.process.wait(60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"no report: {command.text()}\nworker: {worker.log()}")
+        assert exit_code == 0, command.text()
         reader.join(10)
     finally:
         command.process.kill()
