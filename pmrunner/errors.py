@@ -12,6 +12,7 @@
     │   ├── ResponseTooLargeError   a body past the maximum response size (wire or decoded)
     │   ├── UnsupportedAuthError    an auth type this runner does not implement
     │   └── EgressBlockedError      the egress policy refused the host or address
+    ├── StepTakenOver               a step resolved elsewhere (its worker taken for lost): not sent
     └── PostmanApiError             the Postman API answered with an error
         ├── PostmanAuthError        the API key was refused (401, 403)
         ├── PostmanNotFoundError    a monitor, collection or environment uid does not exist
@@ -72,6 +73,10 @@ class UnsupportedAuthError(RequestError):
 
 class EgressBlockedError(RequestError):
     """The egress policy refused a host or address ("blocked by egress policy: <rule>")."""
+
+
+class StepTakenOver(PmrunnerError):
+    """A step was resolved elsewhere (its worker taken for lost) or its run ended: not sent."""
 
 
 class PostmanApiError(PmrunnerError):

@@ -255,9 +255,14 @@ class RunRegistry:
             outcome, ticket, attempt=int(reply[2]), state=self._open(reply[3]), note=text(reply[4])
         )
 
-    def mark_sent(self, run_id: str, step_key: str, method: str, holder: StepHolder) -> None:
-        """Note that the step's request (``method``) went out; unsafe methods are noted last."""
-        self._sent(
+    def mark_sent(self, run_id: str, step_key: str, method: str, holder: StepHolder) -> bool:
+        """Note that the step's request (``method``) goes out; unsafe methods are noted last.
+
+        False when the step is no longer this delivery's (its worker was taken
+        for lost, cut off from Redis, and the step resolved meanwhile) or the
+        run has ended: then the request must not go out.
+        """
+        noted = self._sent(
             keys=[
                 self.keys.run(run_id),
                 self.keys.run_final(run_id),
@@ -270,8 +275,10 @@ class RunRegistry:
                 KEEP_AFTER_DEADLINE * 2,
                 entry_field(run_id, step_key),
                 json.dumps({**holder.entry, "phase": "sent", "method": method}),
+                holder.task_id,
             ],
         )
+        return int(noted) == 1
 
     def finish_step(
         self,
@@ -286,8 +293,9 @@ class RunRegistry:
         """Record a step's result and state and claim its successor, in one round trip.
 
         Returns (recorded, handed): recorded is False for a duplicate delivery
-        whose twin got there first, or a step of a run that already ended
-        (then nothing is written); handed is True when this call claimed the
+        whose twin got there first, a delivery that no longer holds the step
+        (taken over after its worker was taken for lost), or a step of a run
+        that already ended (then nothing is written); handed is True when this call claimed the
         sending of the next step (``handoff`` = its step key, queue and
         arguments). A retried call of the same delivery answers the same.
         """

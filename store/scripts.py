@@ -54,6 +54,12 @@ if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
     redis.call('HDEL', KEYS[6], ARGV[9])
     return {0, 0, -1}
 end
+-- Only the delivery that holds the step records it: one taken over (its worker was
+-- taken for lost, the step sent again) writes nothing when it comes back.
+if redis.call('HGET', KEYS[5], ARGV[1] .. ':owner') ~= ARGV[8] then
+    redis.call('HDEL', KEYS[6], ARGV[9])
+    return {0, 0, -1}
+end
 local finisher = ARGV[1] .. ':finisher'
 if redis.call('HSETNX', KEYS[3], ARGV[1], ARGV[2]) == 1 then
     redis.call('HSET', KEYS[5], finisher, ARGV[8])
@@ -89,10 +95,15 @@ return {1, handed, ended}
 """
 
 # KEYS: run, final, progress, worker steps. ARGV: step key, method, expiry,
-# entry field, entry. Notes that the step's request went out (unsafe wins).
+# entry field, entry, task id. Notes that the step's request goes out (unsafe
+# wins); returns 1, else 0 when the run ended, -1 when the step is no longer
+# this delivery's (taken over): then its request must not go out.
 MARK_SENT = """
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
     return 0
+end
+if redis.call('HGET', KEYS[3], ARGV[1] .. ':owner') ~= ARGV[6] then
+    return -1
 end
 redis.call('HSET', KEYS[3], ARGV[1] .. ':sent', ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[3])

@@ -22,7 +22,10 @@ sent again too (``resolve_orphans``).
 
 A message sent again carries a token, and only the delivery with that token
 may run the step: the lost worker's own message, should the broker deliver
-it again, is dropped.
+it again, is dropped. A worker that was only cut off from Redis and comes
+back finds its step taken: noting its request as sent, recording a result
+and ending the branch are compare-and-set on the delivery holding the step
+(``store.scripts``), so it sends nothing more and writes nothing.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 
+from pmrunner.errors import StepTakenOver
 from runtime.exchange import HttpResponse, OutgoingRequest
 from runtime.http_client import HttpClient
 from runtime.options import RunOptions
@@ -178,7 +179,9 @@ def _run_step(
         execution.console.append(("info", start.note))
 
     def sent(request: OutgoingRequest) -> None:
-        registry.mark_sent(run_id, key, request.method.upper(), holder)
+        if not registry.mark_sent(run_id, key, request.method.upper(), holder):
+            log.warning("step %s of run %s: resolved elsewhere; request not sent", key, run_id)
+            raise StepTakenOver(f"step {key} was resolved, or its run ended, before it was sent")
 
     next_cursor = _execute(
         services, context, branch, cursor, state, execution, (key, holder.queue), sent
@@ -201,8 +204,8 @@ def _run_step(
     if successor is None:
         # The branch ends here: recording the step counts the branch, in one round trip.
         ended = registry.finish_branch(run_id, key, branch_key, result, asdict(state), holder)
-        if ended is None:  # a twin recorded it, or the run ended: counted as before
-            return None, True
+        if ended is None:  # whoever recorded it (a twin, the resolver) counts the branch
+            return None, False
         if finalize_if_complete(services, run_id, ended, ticket=context.ticket) is not None:
             _forget_run(run_id)
         return None, False

@@ -45,8 +45,11 @@ def one_request_run(
     return start_run(app, RunRequest(collection, environment, resend_unsafe=resend_unsafe))
 
 
-def held_by_ghost(services: Services, settings: Settings, run_id: str, sent: str | None) -> None:
-    """The ghost worker took the run's step (and sent its request, when ``sent``), then died."""
+def held_by_ghost(
+    services: Services, settings: Settings, run_id: str, sent: str | None
+) -> StepHolder:
+    """The ghost worker took the run's step (and sent its request, when ``sent``), then its
+    heartbeat lapsed and the step was resolved. Returns the ghost's delivery."""
     args = [run_id, "b0", 0, {"index": 0}]
     queue = settings.queue_for(settings.default_network)
     holder = StepHolder(
@@ -61,6 +64,7 @@ def held_by_ghost(services: Services, settings: Settings, run_id: str, sent: str
     assert GHOST in services.workers.lapsed()
     assert resolve_lost(services, GHOST) == 1
     assert GHOST not in services.workers.lapsed()
+    return holder
 
 
 @pytest.mark.parametrize(
@@ -156,3 +160,34 @@ def test_a_run_chooses_whether_a_sent_unsafe_request_is_sent_again(
         assert report is not None  # its only branch ended: reported at once
         [execution] = report["run"]["executions"]
         assert execution["errors"][0]["name"] == "OutcomeUnknown"
+
+
+@pytest.mark.parametrize("sent", [None, "POST"])
+def test_a_worker_taken_for_lost_that_comes_back_changes_nothing(
+    app: Celery, settings: Settings, base_url: str, sent: str | None
+) -> None:
+    """A worker cut off from Redis past the lapse, but alive, is taken for lost and its step
+    resolved; when it reaches Redis again, its delivery may neither send the request nor
+    record a result nor end the branch: every step write is compare-and-set on the
+    delivery that holds the step."""
+    services = Services.of(app)
+    registry = services.registry
+    run_id = one_request_run(app, base_url, "POST")
+    ghost = held_by_ghost(services, settings, run_id, sent)
+    resolved = services.store.get(run_id)  # outcome unknown (sent) or None (sent again)
+    # The ghost was only cut off: it carries on with the step.
+    assert registry.mark_sent(run_id, "b0:0", "POST", ghost) is False  # must not go out
+    late: dict[str, object] = {"executions": [], "next": None}
+    assert registry.finish_branch(run_id, "b0:0", "b0", late, {}, ghost) is None
+    assert registry.finish_step(run_id, "b0:0", "b0", late, {}, None, ghost) == (False, False)
+    assert registry.progress(run_id).get("b0:0:sent") == sent
+    assert registry.results(run_id).get("b0:0") != late
+    assert not registry.redis.hexists(registry.keys.worker_steps(GHOST), f"{run_id}|b0:0")
+    if sent:
+        assert resolved is not None and services.store.get(run_id) == resolved
+        return
+    # Sent again: the late delivery neither recorded the step nor ended its branch, so the
+    # delivery with the token runs it and the run waits for that.
+    assert resolved is None and registry.branches_done(run_id) == 0
+    assert "b0:0" not in registry.results(run_id)
+    assert str(registry.progress(run_id)["b0:0:owner"]).startswith("token:")
