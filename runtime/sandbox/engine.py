@@ -170,6 +170,9 @@ class SandboxContext:
         self.limits = limits or ScriptLimits()
         self.protect_builtins = protect_builtins
         self._isolate: Isolate | None = None
+        # Names the large texts a dispatch carries apart from its JSON (see
+        # host.js); unguessable, so that no value of a run's data means one.
+        self._attachment_key = f"__pmText{uuid.uuid4().hex}"
         self._lock = threading.Lock()
         self.boots = 0
 
@@ -249,7 +252,15 @@ class SandboxContext:
         assert isolate is not None
         codes = ["__pmHost.turn()"] * TURNS_PER_BATCH
         if dispatches is not None:
-            codes.insert(0, f"{prefix}__pmHost.send({_js_string(dispatches)})")
+            literal, texts = _js_string(dispatches, self._attachment_key)
+            if texts:
+                holder = isolate.eval("__pmHost.attachments", deadline)
+                for index, text in enumerate(texts):
+                    isolate.set_text(holder, str(index), text)
+                send = f"__pmHost.send({literal}, {json.dumps(self._attachment_key)})"
+            else:
+                send = f"__pmHost.send({literal})"
+            codes.insert(0, prefix + send)
         answers = isolate.eval_all(codes, deadline)
         turns: list[JSON] = [json.loads(answer) for answer in answers[-TURNS_PER_BATCH:]]
         return turns
@@ -273,6 +284,8 @@ class SandboxContext:
             listen: "prerequest" or "test".
             source: the script's JavaScript.
             context: the sandbox context (request, response, variable scopes, data, cookies).
+                Its ``bytes`` values are UTF-8 texts, handed to V8 apart from
+                the JSON (large bodies: see ``_js_string``).
             services: where ``pm.sendRequest`` and cookie-jar calls go.
             timeout_ms: the script's time limit (0: the limits' default). It
                 covers the timers, promises and ``pm.sendRequest`` calls the
@@ -392,16 +405,28 @@ class SandboxContext:
         return False
 
 
-def _js_string(value: Any) -> str:
+def _js_string(value: Any, attachment_key: str) -> tuple[str, list[bytes]]:
     """``value`` as JSON, in a JavaScript string literal (for ``JSON.parse``).
 
+    ``bytes`` in ``value`` are UTF-8 texts (large bodies): each is left out of
+    the JSON, named ``{attachment_key: index}`` there, and returned in the
+    list, to be handed to V8 as a string of its own (``Isolate.set_text``).
     Non-ASCII text stays as it is (escaping it would multiply its size by
     six, twice); lone surrogates, which UTF-8 cannot carry to V8, are escaped.
     """
-    literal = json.dumps(json.dumps(value, ensure_ascii=False), ensure_ascii=False)
+    texts: list[bytes] = []
+
+    def attach(text: object) -> JSON:
+        if not isinstance(text, bytes):
+            raise TypeError(f"{type(text).__name__} cannot go to the sandbox")
+        texts.append(text)
+        return {attachment_key: len(texts) - 1}
+
+    literal = json.dumps(json.dumps(value, ensure_ascii=False, default=attach), ensure_ascii=False)
     if not literal.isascii() and _LONE_SURROGATE.search(literal):
-        literal = json.dumps(json.dumps(value))
-    return literal
+        texts.clear()
+        literal = json.dumps(json.dumps(value, default=attach))
+    return literal, texts
 
 
 def _error_json(error: Any) -> JSON:

@@ -409,7 +409,24 @@ var __pmHost;
 
     // -- Python's handle on the host --------------------------------------
     var dispatchIntoBundle = function (args) { applyFunction(bridge.emit, bridge, args); };
+    // Large texts (response bodies) that Python hands over as strings of their
+    // own rather than inside the JSON of a `send`, which names them by index
+    // under a key of Python's choosing (see engine.py).
+    var attachments = objectCreate(null);
+
+    function parseWithAttachments(text, attachmentKey) {
+        var parsed = jsonParse(text, function (key, value) {
+            if (typeof value === 'object' && value !== null && typeof value[attachmentKey] === 'number') {
+                return attachments[value[attachmentKey]];
+            }
+            return value;
+        });
+        var names = objectKeys(attachments);
+        for (var i = 0; i < names.length; i++) { delete attachments[names[i]]; }
+        return parsed;
+    }
     __pmHost = {
+        attachments: attachments,
         // Start a script: reset its console budget, and drop the timers an
         // earlier script left behind (they end with it).
         begin: function (limit) {
@@ -422,9 +439,10 @@ var __pmHost;
         },
         // Dispatch messages into the bundle; what they cause is gathered in
         // the outbox, which `turn` reads once their promise jobs have run.
-        send: function (dispatchesJson) {
+        send: function (dispatchesJson, attachmentKey) {
             held = false;
-            var dispatches = jsonParse(dispatchesJson);
+            var dispatches = attachmentKey ? parseWithAttachments(dispatchesJson, attachmentKey) :
+                jsonParse(dispatchesJson);
             for (var i = 0; i < dispatches.length; i++) {
                 try {
                     dispatchIntoBundle(dispatches[i]);

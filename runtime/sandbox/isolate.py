@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from py_mini_racer._context import Context
 from py_mini_racer._dll import init_mini_racer, mr_callback_func
-from py_mini_racer._objects import ObjectFactoryImpl
+from py_mini_racer._objects import ObjectFactoryImpl, _MiniRacerTypes
 
 if TYPE_CHECKING:
+    from py_mini_racer._types import JSObject
     from py_mini_racer._value_handle import RawValueHandleType, ValueHandle
 
 _loop_lock = threading.Lock()
@@ -107,6 +108,23 @@ class Isolate:
                 answers[callback_id] = value
         del sources  # V8 has read every source
         return [self._context._value_handle_to_python(answers[key]) for key in order]
+
+    def set_text(self, holder: JSObject, key: str, utf8: bytes) -> None:
+        """``holder[key] =`` the JavaScript string whose UTF-8 is ``utf8``.
+
+        The bytes go to V8 as they are: no Python copy, no JSON escaping, no
+        source for V8 to parse. Call it between evaluations only.
+        """
+        context = self._context
+        key_handle = context._python_to_value_handle(key)
+        holder_handle = context._python_to_value_handle(holder)
+        value = context._wrap_raw_handle(
+            self._dll.mr_alloc_string_val(self._handle, utf8, len(utf8), _MiniRacerTypes.str_utf8)
+        )
+        outcome = self._dll.mr_set_object_item(
+            self._handle, holder_handle.raw, key_handle.raw, value.raw
+        )
+        context._value_handle_to_python(context._wrap_raw_handle(outcome))  # raises V8's error
 
     def close(self) -> None:
         """Free the isolate, terminating whatever still runs in it."""
