@@ -10,8 +10,10 @@ line per finished request.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -173,3 +175,31 @@ def test_a_worker_that_comes_later_is_noticed_and_each_request_is_shown(
         assert line.startswith(f"  [{number}] get ")
         assert ": GET 200 OK, " in line and " ms (" in line and "late@" in line, line
     assert "get 0" in stdout and "200 OK" in stdout  # the cli report, on stdout
+
+
+def test_ctrl_c_ends_the_run_and_removes_its_queued_requests(
+    settings: Settings, collection_file: Path
+) -> None:
+    queue = settings.queue_for(settings.default_network)
+    client = redis.Redis.from_url(settings.redis_url)
+    command, reader = start_command(settings, collection_file, "--wait", "120")
+    try:
+        wait_until(lambda: client.llen(queue) > 0, timeout=15, what="requests queued")
+        run_id = _queued_run(client, queue)
+        command.process.send_signal(signal.SIGINT)
+        assert command.process.wait(30) != 0
+        reader.join(10)
+    finally:
+        command.process.kill()
+    assert client.llen(queue) == 0
+    report = RunStore(client, Keys(settings.key_prefix)).get(run_id)
+    assert report is not None and report["status"] == "failed", command.text()
+
+
+def _queued_run(client: redis.Redis, queue: str) -> str:
+    """The run id a waiting step message carries (its first task argument)."""
+    raw = client.lindex(queue, -1)
+    assert isinstance(raw, bytes)
+    message = json.loads(raw)
+    body = json.loads(base64.b64decode(message["body"]))
+    return str(body[0][0])
