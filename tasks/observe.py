@@ -158,7 +158,7 @@ class RunMetricsCollector:
             return
         latency = HistogramMetricFamily(
             "pmrunner_request_duration_seconds",
-            "Response time of monitor requests, by monitor (empty: no monitor) and network",
+            "Response time of the requests of stored runs, by monitor (empty: none) and network",
             labels=["monitor", "network"],
         )
         for (monitor, network), histogram in sorted(metrics.latency.items()):

@@ -120,9 +120,13 @@ def announce_queues(sender: Any = None, **_: Any) -> None:
     announcer.start()
 
 
-@signals.worker_shutting_down.connect
 def stop_announcing(**_: Any) -> None:
     """A worker that stops says nothing more (it signs off with its heartbeat)."""
     for announcer in _announcers.values():
         announcer.stopped.set()
     _announcers.clear()
+
+
+# Asked to stop (a signal), and stopped (also a worker stopped in-process).
+signals.worker_shutting_down.connect(stop_announcing, weak=False)
+signals.worker_shutdown.connect(stop_announcing, weak=False)
