@@ -20,6 +20,7 @@ import pytest
 import redis
 from celery import Celery
 
+from pmrunner.cli.demo import examples_folder
 from pmrunner.errors import ConfigurationError
 from store.sealing import Sealer, fingerprint
 from store.secret_key import FINGERPRINT_KEY, claim_fingerprint
@@ -61,6 +62,7 @@ def test_a_process_with_another_key_refuses_to_start_and_the_cluster_key_lets_it
     request = {"name": "one", "request": {"method": "GET", "url": "http://127.0.0.1:9/"}}
     collection.write_text(json.dumps({"info": {"name": "one"}, "item": [request]}))
     cli = [sys.executable, "-m", "pmrunner.cli"]
+    monitors = examples_folder() / "monitors.yaml"
     commands = {
         "worker": worker_command([queue], concurrency=2, name="keyed-b@%h"),
         "beat": [
@@ -77,6 +79,7 @@ def test_a_process_with_another_key_refuses_to_start_and_the_cluster_key_lets_it
         ],
         "api": [*cli, "api", "--port", str(free_port())],
         "run --distributed": [*cli, "run", str(collection), "--distributed"],
+        "runner start": [*cli, "runner", "start", "--monitors-file", str(monitors)],
     }
     for name, argv in commands.items():
         output = refused_output(host_b, argv)
