@@ -68,10 +68,15 @@ TWO_ASSERTIONS = [
 
 
 def collection(requests: int, path: str = "/get", script: list[str] | None = None) -> Any:
-    """``requests`` GETs out of the cookie jar, each named after its ``n``."""
+    """``requests`` GETs out of the cookie jar, each named after its ``n``.
+
+    The same arguments give the same collection, as a monitor runs the same
+    collection again and again (workers keep a few parsed versions).
+    """
     event = [{"listen": "test", "script": {"exec": script}}] if script else []
+    shape = f"{requests}-{path.strip('/').replace('/', '-')}-{'scripted' if script else 'plain'}"
     return {
-        "info": {"_postman_id": f"bench-{uuid.uuid4().hex[:8]}", "name": "bench worker"},
+        "info": {"_postman_id": f"bench-{shape}", "name": "bench worker"},
         "item": [
             {
                 "name": str(n),
