@@ -78,6 +78,7 @@ class ContextPool:
         self._fresh: list[SandboxContext] = []
         self._bound: OrderedDict[str, _Binding] = OrderedDict()
         self._booting = 0
+        self._waiting_for_room = 0  # runs in _take_or_make waiting for a context
         self._filler: threading.Thread | None = None
         self._closed = False
 
@@ -179,7 +180,8 @@ class ContextPool:
                 binding.users += 1
                 binding.released = False
                 self._bound.move_to_end(run_id)
-                self._cond.notify_all()
+                if doomed:  # room for a run waiting in _take_or_make
+                    self._cond.notify_all()
         finally:
             for context in doomed:
                 context.close()
@@ -198,7 +200,11 @@ class ContextPool:
             if binding.released and not binding.users:
                 del self._bound[run_id]
                 closing = binding.context
-            self._cond.notify_all()
+            # Only a run waiting for room cares that a context fell idle: a
+            # wake-up per script of every thread waiting on the pool would
+            # cost each script two thread switches.
+            if closing is not None or (not binding.users and self._waiting_for_room):
+                self._cond.notify_all()
         if closing is not None:
             closing.close()
 
@@ -217,7 +223,11 @@ class ContextPool:
             if victim is not None:
                 doomed.append(self._bound.pop(victim).context)
                 continue
-            self._cond.wait(1.0)
+            self._waiting_for_room += 1
+            try:
+                self._cond.wait(1.0)
+            finally:
+                self._waiting_for_room -= 1
 
     def _least_recently_used_idle(self) -> str | None:
         for run_id, binding in self._bound.items():
