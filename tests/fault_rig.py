@@ -9,6 +9,7 @@ a request whose worker dies mid-flight is still seen as received.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -348,3 +349,75 @@ def _step_of(message: str) -> str:
     """The ``step=...`` of a step message (its argsrepr), or the message's start."""
     at = message.find("step=")
     return message[at : message.find(" ", at)] if at >= 0 else message[:60]
+
+
+class PartitionProxy:
+    """A TCP forwarder to ``upstream`` that can cut its clients off (a network partition).
+
+    While cut, every connection through it is dropped and new ones are closed at
+    once; the process behind it stays alive and reconnects when the link heals.
+    """
+
+    def __init__(self, upstream_port: int, host: str = "127.0.0.1") -> None:
+        self.upstream = (host, upstream_port)
+        self.listener = socket.create_server((host, 0))
+        self.port = int(self.listener.getsockname()[1])
+        self._cut = threading.Event()
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def start(self) -> PartitionProxy:
+        threading.Thread(target=self._accept, name="partition-proxy", daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            for sock in self._open:
+                _drop(sock)
+            self._open.clear()
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.cut()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                _drop(client)
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                _drop(client)
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._open += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while chunk := source.recv(65536):
+            sink.sendall(chunk)
+    except OSError:
+        pass
+    _drop(source)
+    _drop(sink)
+
+
+def _drop(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
