@@ -17,14 +17,14 @@ from scheduler.monitors import Monitor, MonitorOptions, MonitorSource
 from scheduler.schedule import Schedule
 from scheduler.secrets import SecretOverrides
 
-COLLECTION = {
+COLLECTION: dict[str, Any] = {
     "info": {
         "name": "Orders",
         "schema": "https://schema.getpostman.com/json/collection/v2.1.0/collection.json",
     },
     "item": [{"name": "Health", "request": {"method": "GET", "url": "http://127.0.0.1:9/health"}}],
 }
-ENVIRONMENT = {
+ENVIRONMENT: dict[str, Any] = {
     "id": "env-1",
     "name": "prod",
     "values": [
