@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -38,19 +38,6 @@ from store.sealing import Sealer
 __all__ = ["Catalog", "Changes", "Due"]
 log = logging.getLogger(__name__)
 OPENED_WEBHOOKS_KEPT = 100_000
-
-# Claim a due slot and move the monitor to its next slot, in one round trip.
-# KEYS: schedule:next, the slot's claim key.  ARGV: uid, due score, next score, ttl, claim value.
-# Returns -1 when the monitor is no longer due at that score (another tick took
-# it, or a poll removed or rescheduled it), 1 when claimed, 0 when already claimed.
-_CLAIM = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not score or tonumber(score) ~= tonumber(ARGV[2]) then return -1 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-if redis.call('SET', KEYS[2], ARGV[5], 'NX', 'EX', ARGV[4]) then return 1 end
-return 0
-"""
-
 
 @dataclass(frozen=True)
 class Changes:
@@ -108,9 +95,9 @@ class Catalog:
         self.stamps_key = f"{prefix}catalog:stamps"
         self.version_key = f"{prefix}catalog:version"
         self.next_key = f"{prefix}schedule:next"
-        self._claim = client.register_script(_CLAIM)
         self._cache_lock = threading.Lock()
         self._monitors: tuple[int, dict[str, Monitor]] = (-1, {})
+        self._stamps: tuple[int, dict[str, str]] = (-1, {})
         self._content: dict[str, Content] = {}
         self._webhooks: dict[str, tuple[str, bool]] = {}
 
@@ -264,12 +251,24 @@ class Catalog:
             float(upcoming[0][1]) if upcoming else None,
         )
 
-    def claim(self, uid: str, slot: int, next_slot: int, claim_key: str, ttl: int) -> int:
-        """Claim ``slot`` of ``uid`` and schedule ``next_slot``; see ``_CLAIM`` for the answer."""
-        now = datetime.now(UTC).isoformat()
-        return int(
-            self._claim(keys=[self.next_key, claim_key], args=[uid, slot, next_slot, ttl, now])
-        )
+    def version(self) -> int:
+        """The catalog's version now (it moves with every change a poll commits)."""
+        return int(self.redis.get(self.version_key) or 0)
+
+    def stamps(self, version: int) -> dict[str, str]:
+        """Content key → its revision, reloaded only when ``version`` moved."""
+        with self._cache_lock:
+            cached_version, cached = self._stamps
+        if version == cached_version:
+            return cached
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.version_key)
+        pipe.hgetall(self.stamps_key)
+        raw_version, raw = pipe.execute()
+        stamps = {_text(key): _text(value) for key, value in raw.items()}
+        with self._cache_lock:
+            self._stamps = (int(raw_version or 0), stamps)
+        return stamps
 
     def monitors(self, version: int | None = None) -> dict[str, Monitor]:
         """uid → monitor, reloaded from Redis only when ``version`` moved (or is None)."""

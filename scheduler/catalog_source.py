@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Hashable
 from typing import Any
 
 from pmrunner.errors import PostmanApiError
@@ -85,6 +86,17 @@ class CatalogSource:
         raw = self._body(environment_key(monitor.environment), "environment")
         label = f"Postman environment {monitor.environment!r}"
         return self._overrides.apply(monitor.uid, variable_file_from_json(raw, label=label))
+
+    def revision(self, monitor: Monitor, version: int) -> Hashable:
+        """What a run of ``monitor`` is built from, as of catalog ``version``: the
+        stamps of its collection and environment, and its overrides. Equal
+        revisions give equal runs, so a run prepared ahead stays valid."""
+        stamps = self.catalog.stamps(version)
+        environment = None
+        if monitor.environment is not None:
+            environment = stamps.get(environment_key(monitor.environment))
+        overrides = tuple(sorted(self._overrides.for_monitor(monitor.uid).items()))
+        return stamps.get(collection_key(monitor.collection)), environment, overrides
 
     def _body(self, key: str, kind: str) -> dict[str, Any]:
         content = self.catalog.content(key)

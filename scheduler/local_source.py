@@ -62,7 +62,7 @@ import difflib
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -199,6 +199,20 @@ class LocalMonitorSource:
         if monitor.environment is not None:
             environment = load_environment(self._own_file(monitor, monitor.environment))
         return self._overrides.apply(monitor.uid, environment)
+
+    def revision(self, monitor: Monitor, version: int) -> Hashable:
+        """What a run of ``monitor`` is built from: its files' stamps and its
+        overrides (``version``, the catalog's, does not matter here). None when
+        a file cannot be read: preparing the run says why."""
+        try:
+            files = [monitor.collection, monitor.environment]
+            stamps = tuple(
+                None if file is None else _stamp_of(self._own_file(monitor, file))
+                for file in files
+            )
+        except InputError:
+            return None
+        return stamps, tuple(sorted(self._overrides.for_monitor(monitor.uid).items()))
 
     def _own_file(self, monitor: Monitor, file: str) -> Path:
         if monitor.source != "local":

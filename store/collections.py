@@ -68,6 +68,21 @@ class CollectionCache:
         self._cache(keys=keys, args=[self.sealer.seal(text), run_id, max(int(seconds), 1)])
         return digest
 
+    def hold_ops(self, digest: str, run_id: str, seconds: float) -> list[tuple[str, ...]]:
+        """What :meth:`hold` writes, as ``store.launch`` writes: the version's
+        stored text is the launch's blob named after the version's key."""
+        key, users, ttl = (
+            self.keys.collection(digest),
+            self.keys.collection_users(digest),
+            str(max(int(seconds), 1)),
+        )
+        return [
+            ("SETBLOB", key, key),
+            ("SADD", users, run_id),
+            ("EXPIREUP", key, ttl),
+            ("EXPIREUP", users, ttl),
+        ]
+
     def release(self, digest: str, run_id: str) -> bool:
         """``run_id`` no longer needs the version; True when it was the last and it is gone."""
         keys = [self.keys.collection(digest), self.keys.collection_users(digest)]

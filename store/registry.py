@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -70,7 +70,8 @@ class RunTicket:
     resend_unsafe: bool | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        # Every field holds plain JSON: no deep copy (asdict) needed.
+        return json.dumps(vars(self))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunTicket:
@@ -161,6 +162,17 @@ class RunRegistry:
 
     # -- collections ------------------------------------------------------
 
+    def hold_collection_ops(
+        self, digest: str, run_id: str, seconds: float
+    ) -> list[tuple[str, ...]]:
+        """The writes that hold a collection version for a run (``store.launch``);
+        the version's stored text is the batch's blob named by its key."""
+        return self._collections.hold_ops(digest, run_id, seconds)
+
+    def seal_collection(self, text: str) -> str:
+        """A collection version's canonical text as stored (sealed)."""
+        return self.sealer.seal(text)
+
     def cache_collection(self, collection: JSON, run_id: str, seconds: float) -> str:
         """Cache a collection version for a run (``store.collections``); return its digest."""
         return self._collections.hold(collection, run_id, seconds)
@@ -183,6 +195,22 @@ class RunRegistry:
         pipe.expire(self.keys.run_states(ticket.run_id), ttl)
         pipe.zadd(self.keys.active_runs(), {ticket.run_id: ticket.deadline})
         pipe.execute()
+
+    def seal_state(self, state: JSON) -> str:
+        """A variable state as stored (sealed); runs of one version may share it."""
+        return self._seal(state)
+
+    def register_ops(self, ticket: RunTicket, state_blob: str) -> list[tuple[str, ...]]:
+        """The writes that register a run (``store.launch``): ticket, state, deadline.
+        The sealed initial state is the launch's blob named ``state_blob``."""
+        ttl = str(int(max(ticket.deadline - time.time(), 1) + KEEP_AFTER_DEADLINE))
+        run_id, states = ticket.run_id, self.keys.run_states(ticket.run_id)
+        return [
+            ("SET", self.keys.run(run_id), self.sealer.seal(ticket.to_json()), "EX", ttl),
+            ("HSETBLOB", states, "initial", state_blob),
+            ("EXPIRE", states, ttl),
+            ("ZADD", self.keys.active_runs(), repr(float(ticket.deadline)), run_id),
+        ]
 
     def ticket(self, run_id: str) -> RunTicket | None:
         raw = self.redis.get(self.keys.run(run_id))

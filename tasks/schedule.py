@@ -8,11 +8,13 @@ and ``pmrunner up``) starts two threads when beat starts (Celery's
   cluster, by lease; it reads the monitor source into the catalog every
   ``PMRUNNER_POLL_INTERVAL`` seconds;
 - the **tick** (:class:`Ticker`): wakes at the next due slot (at least once
-  a second), reads the due monitors from the catalog's sorted set of next
-  slots (no network call), claims each slot and moves the monitor to its
-  next slot in one round trip (``SET NX``: two beats never start a slot
-  twice), and starts the run itself: no worker has to consume anything for
-  a run to start on time. One thread, so a tick never overlaps the next.
+  a second), reads the monitors due within the next few seconds from the
+  catalog's sorted set of next slots (no network call), prepares their runs
+  ahead, and at each slot starts the runs due together in one round trip
+  that claims every slot (``SET NX``: two beats never start a slot twice)
+  and sends every message (:mod:`tasks.launches`). No worker has to consume
+  anything for a run to start on time. One thread, so a tick never overlaps
+  the next.
 
 A monitor whose check finds several slots due (the scheduler was down)
 runs only the latest; the older ones are recorded as skipped, not run late.
@@ -21,9 +23,9 @@ runs only the latest; the older ones are recorded as skipped, not run late.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,44 +37,49 @@ from celery import Celery, Task, shared_task
 from celery.signals import beat_init
 
 from pmrunner.errors import PmrunnerError
-from scheduler.catalog import Catalog
+from scheduler.catalog import Catalog, Due
 from scheduler.health import SourceHealth, read_health
 from scheduler.local_source import LocalMonitorSource
 from scheduler.monitors import Monitor, MonitorSource
 from scheduler.poller import Lease, Poller
 from scheduler.snapshot import Snapshot
+from store.launch import Gate, Slots
 from tasks.context import Services
+from tasks.launches import (
+    LOOKAHEAD,
+    SLOT_CLAIM_SECONDS,
+    Pending,
+    Templates,
+    prepare,
+    slot_key,
+    start,
+)
 from tasks.monitors import (
     build_source,
     catalog_for,
     opened_monitor,
-    prepare_monitor_run,
-    refuse_start,
     source_for,
     start_monitor_run,
 )
-from worker.metrics import SLOT_LAG, SLOTS_SKIPPED, SLOTS_STARTED
+from worker.metrics import SLOT_LAG, SLOTS_STARTED
 
 log = logging.getLogger(__name__)
-SKIPPED_KEPT = 100
-SLOT_CLAIM_SECONDS = 7 * 24 * 3600
 # Slots looked at when a monitor is found late (a scheduler that was down).
 LATE_SLOTS_LIMIT = 100
-# Seconds before its slot a run is claimed and prepared (planned, registered),
-# so that at the slot only its messages are sent.
-LOOKAHEAD = 1.0
+# Slots of one monitor prepared ahead at most (a per-second monitor has LOOKAHEAD of them).
+MAX_AHEAD = 64
 LEASE_SECONDS = 15.0
-LATE_REASON = "a later slot was due when it was checked"
 LOCAL_POLL_INTERVAL = 2.0
 PERMANENT_BACKOFF = 300.0
 
 
-def slot_key(slot: datetime) -> str:
-    return slot.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+def _claimant() -> str:
+    """What a slot's claim key says about who claimed it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Ticker:
-    """Starts due slots from the catalog.
+    """Starts due slots from the catalog (see :mod:`tasks.launches`).
 
     Args:
         services: Redis services of the app runs are sent through.
@@ -80,6 +87,7 @@ class Ticker:
         source: what runs start from (the catalog for Postman, files for local).
         health: the source's current health (decides whether stale data may run).
         clock: the Unix time.
+        observer: called with each started run id, its slot and the time it was sent.
     """
 
     def __init__(
@@ -89,104 +97,168 @@ class Ticker:
         source: MonitorSource,
         health: Callable[[], SourceHealth],
         clock: Callable[[], float] = time.time,
+        observer: Callable[[str, float, float], None] | None = None,
     ) -> None:
         self.services = services
         self.catalog = catalog
         self.source = source
         self.health = health
         self.clock = clock
+        self.observer = observer
+        self.templates = Templates(services, source)
+        self.pending: dict[tuple[str, float], Pending] = {}
+        # uid -> the slot after the last one waiting here
+        self.frontier: dict[str, int] = {}
+        self.slots = Slots(catalog.next_key, catalog.version_key, SLOT_CLAIM_SECONDS, _claimant())
 
     def tick(self, now: float | None = None) -> tuple[list[str], float | None]:
-        """Start what is due by ``now``; the run ids started and when the next slot comes.
-
-        Slots due within :data:`LOOKAHEAD` seconds are claimed and their runs
-        prepared now; each run is sent at its slot's time.
-        """
+        """One round: find slots up to :data:`LOOKAHEAD` ahead, start those
+        whose time has come, prepare the others; the run ids started and when
+        the next slot comes."""
         now = self.clock() if now is None else now
         due = self.catalog.due(now + LOOKAHEAD)
-        if not due.due:
-            return [], due.next_at
-        health = self.health()
+        if due.due:
+            self._take(due, now)
+        started = self._start_due()
+        self._prepare_ahead()
+        upcoming = [pending.at for pending in self.pending.values()]
+        if due.next_at is not None:
+            upcoming.append(due.next_at - LOOKAHEAD)
+        return started, min(upcoming) if upcoming else None
+
+    def _take(self, due: Due, now: float) -> None:
+        """Note every slot of the due monitors up to the lookahead.
+
+        A monitor whose stored next slot is already waiting here only has its
+        waiting slots extended to the new horizon (no schedule is computed
+        for it otherwise, however often the tick reads it).
+        """
         monitors = self.catalog.monitors(due.version)
-        launches: list[tuple[float, Callable[[], str]]] = []
-        next_at = due.next_at
-        for uid, slot in due.due:
+        horizon = now + LOOKAHEAD
+        for uid, score in due.due:
+            if (uid, float(score)) in self.pending:
+                frontier = self.frontier.get(uid)
+                if frontier is not None and frontier <= horizon:
+                    known = monitors.get(uid)
+                    if known is not None:
+                        self._add(self._ahead(known, frontier, horizon, due.version))
+                continue
             monitor = monitors.get(uid)
             if monitor is None or not monitor.active:
                 self.catalog.redis.zrem(self.catalog.next_key, uid)
                 continue
-            following = self._claim_due(monitor, slot, now, health, launches)
-            next_at = following if next_at is None else min(next_at, following)
-        started = []
-        for at, launch in sorted(launches, key=lambda pair: pair[0]):
-            wait = at - self.clock()
-            if wait > 0:
-                time.sleep(wait)
-            started.append(launch())
-        return started, next_at
+            if score < now:
+                self._add(self._late(monitor, score, now, due.version))
+                score = self.frontier[uid]
+            self._add(self._ahead(monitor, score, horizon, due.version))
 
-    def _claim_due(
-        self,
-        monitor: Monitor,
-        slot: int,
-        now: float,
-        health: SourceHealth,
-        launches: list[tuple[float, Callable[[], str]]],
-    ) -> float:
-        """Claim a due monitor's slot(s) and prepare their runs; the Unix time of its next slot."""
-        moment = datetime.fromtimestamp(max(now, slot), UTC)
-        first = datetime.fromtimestamp(slot, UTC)
-        slots = [first, *monitor.schedule.slots_between(first, moment, limit=LATE_SLOTS_LIMIT)]
-        keep = 1 + max(self.services.settings.backfill_slots, 0)
-        to_run, skipped = slots[-keep:], slots[:-keep]
-        following = int(monitor.schedule.next_slot(moment).timestamp())
+    def _add(self, found: list[Pending]) -> None:
+        for pending in found:
+            self.pending.setdefault((pending.monitor.uid, pending.at), pending)
+            self.frontier[pending.monitor.uid] = pending.gate.following
+
+    def _late(self, monitor: Monitor, score: int, now: float, version: int) -> list[Pending]:
+        """The run of a monitor found late: only the latest slot past runs (plus
+        up to ``backfill_slots`` before it); the older ones are recorded as skipped."""
+        first = datetime.fromtimestamp(score, UTC)
         keys = self.services.registry.keys
+        moment = datetime.fromtimestamp(now, UTC)
+        late = [first, *monitor.schedule.slots_between(first, moment, limit=LATE_SLOTS_LIMIT)]
+        keep = 1 + max(self.services.settings.backfill_slots, 0)
+        skipped, to_run = late[:-keep], late[-keep:]
+        following = int(monitor.schedule.next_slot(moment).timestamp())
+        found = []
+        for earlier in to_run[:-1]:  # backfilled slots: their claim alone
+            gate = Gate("", 0, following, keys.slot(monitor.uid, slot_key(earlier)))
+            found.append(Pending(monitor, earlier, gate, version))
         claim = keys.slot(monitor.uid, slot_key(to_run[-1]))
-        outcome = self.catalog.claim(monitor.uid, slot, following, claim, SLOT_CLAIM_SECONDS)
-        if outcome < 0:
-            return following
-        for late in skipped:
-            _record_skipped(self.services, monitor, late, LATE_REASON)
-        redis_client = self.services.registry.redis
-        for earlier in to_run[:-1]:  # backfilled slots, claimed one by one
-            if redis_client.set(keys.slot(monitor.uid, slot_key(earlier)), "backfill", nx=True):
-                launches.append((earlier.timestamp(), self._prepare(monitor, earlier, health)))
-        if outcome == 1:
-            launches.append((to_run[-1].timestamp(), self._prepare(monitor, to_run[-1], health)))
-        return following
+        gate = Gate(monitor.uid, score, following, claim)
+        found.append(Pending(monitor, to_run[-1], gate, version, skipped))
+        return found
 
-    def _prepare(self, monitor: Monitor, slot: datetime, health: SourceHealth) -> Callable[[], str]:
-        """What starts the slot's run when called (or stores why it could not start)."""
-        slot_name = slot_key(slot)
-        if health.runs_monitors:
-            start = prepare_monitor_run(
-                self.services.app,
-                self.services,
-                self.source,
-                monitor,
-                slot=slot_name,
-                start_at=slot.timestamp(),
-            )
-        else:
-            reason = PmrunnerError(f"the monitor source is {health.state}: {health.reason}")
-            start = functools.partial(
-                refuse_start,
-                self.services,
-                monitor,
-                f"{slot_name}-{monitor.uid}",
-                reason,
-                slot_name,
-            )
+    def _ahead(self, monitor: Monitor, score: int, horizon: float, version: int) -> list[Pending]:
+        """``monitor``'s slots from ``score`` up to ``horizon``, each gated on being next."""
+        keys = self.services.registry.keys
+        found: list[Pending] = []
+        while score <= horizon and len(found) < MAX_AHEAD:
+            slot = datetime.fromtimestamp(score, UTC)
+            following = int(monitor.schedule.next_slot(slot).timestamp())
+            gate = Gate(monitor.uid, score, following, keys.slot(monitor.uid, slot_key(slot)))
+            found.append(Pending(monitor, slot, gate, version))
+            score = following
+        return found
 
-        def launch() -> str:
+    def _start_due(self) -> list[str]:
+        """Start every slot whose time has come, in one round trip."""
+        now = self.clock()
+        due = sorted(
+            (pending for pending in self.pending.values() if pending.at <= now),
+            key=lambda pending: pending.at,
+        )
+        if not due:
+            return []
+        for pending in due:
+            del self.pending[(pending.monitor.uid, pending.at)]
+        due = self._latest_only(due)
+        for pending in due:
+            if not pending.prepared:
+                prepare(self.templates, pending)
+
+        def version() -> tuple[int, dict[str, Monitor]]:
+            current = self.catalog.version()
+            return current, self.catalog.monitors(current)
+
+        started = start(self.services, self.slots, due, version, self.templates, self._refusal)
+        sent = self.clock()
+        for one in started:
             SLOTS_STARTED.inc()
-            SLOT_LAG.observe(max(0.0, self.clock() - slot.timestamp()))
-            return start()
+            SLOT_LAG.observe(max(0.0, sent - one.pending.at))
+            if self.observer is not None:
+                self.observer(one.run_id, one.pending.at, sent)
+        return [one.run_id for one in started]
 
-        return launch
+    def _latest_only(self, due: list[Pending]) -> list[Pending]:
+        """Of several due slots of one monitor (the tick came late), only the
+        latest runs (plus up to ``backfill_slots`` before it); the older ones are
+        recorded as skipped, not run late."""
+        by_monitor: dict[str, list[Pending]] = {}
+        for pending in due:  # in slot order
+            by_monitor.setdefault(pending.monitor.uid, []).append(pending)
+        keep = 1 + max(self.services.settings.backfill_slots, 0)
+        kept: list[Pending] = []
+        for slots in by_monitor.values():
+            if len(slots) == 1 or slots[0].gate.member == "":
+                kept.extend(slots)
+                continue
+            latest, first = slots[-1], slots[0]
+            latest.skipped = [*first.skipped, *(p.slot for p in slots[:-keep])]
+            for earlier in slots[-keep:-1]:  # backfilled: their claim alone
+                earlier.gate = Gate("", 0, earlier.gate.following, earlier.gate.claim_key)
+                kept.append(earlier)
+            gate = latest.gate
+            latest.gate = Gate(gate.member, first.gate.due, gate.following, gate.claim_key)
+            kept.append(latest)
+        return sorted(kept, key=lambda pending: pending.at)
+
+    def _refusal(self) -> Exception | None:
+        health = self.health()
+        if health.runs_monitors:
+            return None
+        return PmrunnerError(f"the monitor source is {health.state}: {health.reason}")
+
+    def _prepare_ahead(self) -> None:
+        """Prepare waiting runs, soonest first, until the soonest one is due."""
+        waiting = sorted(
+            (pending for pending in self.pending.values() if not pending.prepared),
+            key=lambda pending: pending.at,
+        )
+        for pending in waiting:
+            if pending.at <= self.clock():
+                return
+            prepare(self.templates, pending)
 
     def run(self, stop: threading.Event) -> None:
-        """Tick until ``stop`` is set, waking just before the next slot (at least every second)."""
+        """Tick until ``stop`` is set, waking at the next slot (at least every second)."""
         failing = False
         while not stop.is_set():
             next_at: float | None = None
@@ -197,21 +269,8 @@ class Ticker:
                 if not failing:
                     log.warning("scheduler tick: Redis failed: %s; trying again", error)
                 failing = True
-            wait = 1.0 if next_at is None else next_at - LOOKAHEAD - self.clock()
+            wait = 1.0 if next_at is None else next_at - self.clock()
             stop.wait(min(1.0, max(0.0, wait)))
-
-
-def _record_skipped(services: Services, monitor: Monitor, slot: datetime, reason: str) -> None:
-    key = services.registry.keys.slot(monitor.uid, slot_key(slot))
-    if not services.registry.redis.set(key, "skipped", nx=True, ex=SLOT_CLAIM_SECONDS):
-        return
-    SLOTS_SKIPPED.inc()
-    log.warning("monitor %s: slot %s skipped: %s", monitor.uid, slot.isoformat(), reason)
-    skipped = f"{services.registry.keys.prefix}monitor:{monitor.uid}:skipped"
-    pipe = services.registry.redis.pipeline()
-    pipe.lpush(skipped, json.dumps({"slot": slot.isoformat(), "reason": reason}))
-    pipe.ltrim(skipped, 0, SKIPPED_KEPT - 1)
-    pipe.execute()
 
 
 @dataclass
