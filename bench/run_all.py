@@ -115,8 +115,10 @@ def benches() -> list[Bench]:
             [],
             [],
             [
-                ("1,000 monitors: lag of the last slot", r"tick wall .*"),
+                ("1,000 monitors: slot -> run started", r"slot -> run started.*"),
+                ("1,000 monitors: slot -> first request", r"slot -> first request at.*"),
                 ("scheduling CPU per monitor run", r"scheduling CPU per run.*"),
+                ("machine during the tick", r"machine: .*"),
             ],
         ),
         Bench(

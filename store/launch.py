@@ -19,30 +19,35 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis
 
-__all__ = ["STALE", "Gate", "Launch", "Launcher", "Op", "Slots"]
+__all__ = ["SENT_AT", "STALE", "Gate", "Launch", "Launcher", "Op", "Slots"]
 
 # What launch() answers for a batch prepared from an older catalog version.
 STALE = -2
+# In a value written by LPUSHSENT: replaced by the time it is sent (Unix seconds).
+SENT_AT = '"__sent_at__"'
 
-# ARGV: expected version ('' for any), claim ttl, claim value, blob count,
-# blob names and values, then per run: schedule member, due score, next score,
+# ARGV: expected version ('' for any), claim ttl, claim value, send time, blob
+# count, blob names and values, then per run: schedule member, due score, next score,
 # claim key, its writes as JSON: [[command, key, arguments...], ...].
 # KEYS: the schedule's sorted set, the catalog version.
 # Commands are Redis' own, plus SETBLOB key blob (SET NX of a blob shared by
-# the batch), HSETBLOB key field blob, and EXPIREUP key seconds (EXPIRE only
-# when it lengthens the TTL).
+# the batch), HSETBLOB key field blob, EXPIREUP key seconds (EXPIRE only
+# when it lengthens the TTL) and LPUSHSENT key value (LPUSH, the value's
+# SENT_AT placeholder replaced by the send time).
 # Answers one number a run: 1 started, 0 slot already claimed, -1 slot gone;
 # or {-2} when the catalog version moved.
 _LAUNCH = """
+local SENT_AT = '"__sent_at__"'
 if ARGV[1] ~= '' and (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return {-2} end
 local blobs = {}
-local i = 5
-for _ = 1, tonumber(ARGV[4]) do
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
   blobs[ARGV[i]] = ARGV[i + 1]
   i = i + 2
 end
@@ -70,6 +75,8 @@ while i <= #ARGV do
         redis.call('SET', op[2], blobs[op[3]], 'NX')
       elseif command == 'HSETBLOB' then
         redis.call('HSET', op[2], op[3], blobs[op[4]])
+      elseif command == 'LPUSHSENT' then
+        redis.call('LPUSH', op[2], (string.gsub(op[3], SENT_AT, ARGV[4], 1)))
       elseif command == 'EXPIREUP' then
         if redis.call('TTL', op[2]) < tonumber(op[3]) then redis.call('EXPIRE', op[2], op[3]) end
       else
@@ -170,6 +177,7 @@ class Launcher:
             "" if expected_version is None else str(expected_version),
             str(slots.claim_seconds if slots else 1),
             slots.claim_value if slots else "",
+            f"{time.time():.3f}",
         ]
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, len(launches), self.batch):

@@ -27,8 +27,12 @@ from typing import Any
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
 
-from store.launch import Op
+from store.launch import SENT_AT, Op
 from tasks.messages import FINALIZE_RUN
+from worker.queues import SENT_AT_HEADER
+
+# Stands in for the send time until the batch is sent (JSON-encoded, it is SENT_AT).
+SENT_AT_VALUE = json.loads(SENT_AT)
 
 JSON = dict[str, Any]
 
@@ -62,7 +66,7 @@ def chord_ops(app: Celery, run_id: str, steps: list[StepMessage], control_queue:
     if not steps:
         callback_id = str(uuid.uuid4())
         message = _message(app, callback_id, FINALIZE_RUN, (run_id,), control_queue, None)
-        return [("LPUSH", control_queue, message)]
+        return [("LPUSHSENT", control_queue, message)]
     group_id = str(uuid.uuid4())
     callback.freeze(str(uuid.uuid4()), group_id=group_id, root_id=None)
     chord = dict(callback)
@@ -85,7 +89,7 @@ def chord_ops(app: Celery, run_id: str, steps: list[StepMessage], control_queue:
             group_index=index,
             chord=chord,
         )
-        ops.append(("LPUSH", step.queue, message))
+        ops.append(("LPUSHSENT", step.queue, message))
     return ops
 
 
@@ -99,6 +103,7 @@ def _message(
     **chord_options: Any,
 ) -> str:
     """One task message, as kombu's Redis transport stores it in the queue's list."""
+    registered = app.tasks.get(task)
     headers, properties, body, _ = app.amqp.as_task_v2(
         task_id,
         task,
@@ -108,8 +113,12 @@ def _message(
         argsrepr=argsrepr,
         kwargsrepr="{}",
         origin=_origin(),
+        # As Celery sends it: the task's own setting where this process knows the task.
+        ignore_result=bool(registered.ignore_result) if registered is not None else False,
         **chord_options,
     )
+    # Stamped as Celery's publish signal would, with the time the batch is sent.
+    headers[SENT_AT_HEADER] = SENT_AT_VALUE
     envelope = {
         "body": base64.b64encode(json.dumps(body).encode()).decode("ascii"),
         "content-encoding": "utf-8",

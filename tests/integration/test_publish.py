@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from celery import Celery, chord
 from store.launch import Launch, Launcher
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN
 from tasks.publish import StepMessage, chord_ops
+from worker.queues import SENT_AT_HEADER
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -37,6 +39,9 @@ def _without_reprs(message: JSON) -> JSON:
     # Celery copies argsrepr/kwargsrepr into the AMQP properties too; no worker reads them there.
     for name in ("argsrepr", "kwargsrepr"):
         message["properties"].pop(name, None)
+    # The send time (for the queue-age metric): a time, not the same one.
+    sent_at = message["headers"].pop(SENT_AT_HEADER)
+    assert abs(sent_at - time.time()) < 30
     return message
 
 
