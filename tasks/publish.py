@@ -13,6 +13,9 @@ in the result backend (``tests/integration/test_publish.py`` compares them
 with a chord Celery sent).
 
 Only the Redis broker is supported: that is the only one pmrunner configures.
+Celery's publish signals are not sent for these messages; the send time that
+pmrunner's own receiver stamps (``worker.queues``) is written when the batch
+is sent.
 """
 
 from __future__ import annotations
