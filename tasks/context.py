@@ -60,12 +60,16 @@ def redis_for(settings: Settings) -> redis.Redis:
         return client
 
 
-_sealers: dict[tuple[object, ...], Sealer] = {}
+# Sealers by key source, and whether Redis confirmed their key (the fingerprint check).
+_sealers: dict[tuple[object, ...], tuple[Sealer, bool]] = {}
 _sealers_lock = threading.Lock()
+# The fingerprint check gives up this soon on a Redis that does not answer, and is
+# made again on the next use: a process starts while Redis is down (it rides out outages).
+FINGERPRINT_CHECK_TIMEOUT = 2.0
 
 
 def sealer_for(settings: Settings) -> Sealer:
-    """The process's sealer for ``settings``: built, and checked against Redis, once.
+    """The process's sealer for ``settings``: built once, checked against Redis once.
 
     Raises:
         ConfigurationError: no key can be read or made, or Redis is used with
@@ -80,13 +84,30 @@ def sealer_for(settings: Settings) -> Sealer:
         settings.data_dir,
     )
     with _sealers_lock:
-        sealer = _sealers.get(source)
-        if sealer is None:
+        found = _sealers.get(source)
+        if found is None:
             key = secret_key(settings.secret_key, settings.secret_key_file, settings.data_dir)
-            sealer = Sealer(key, settings.secret_key_previous)
-            claim_fingerprint(redis_for(settings), settings.key_prefix, sealer)
-            _sealers[source] = sealer
+            found = _sealers[source] = (Sealer(key, settings.secret_key_previous), False)
+        sealer, checked = found
+        if not checked and _checked_fingerprint(settings, sealer):
+            _sealers[source] = (sealer, True)
         return sealer
+
+
+def _checked_fingerprint(settings: Settings, sealer: Sealer) -> bool:
+    """Whether Redis confirmed the sealer's key; False when Redis did not answer now."""
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=FINGERPRINT_CHECK_TIMEOUT,
+        socket_timeout=FINGERPRINT_CHECK_TIMEOUT,
+    )
+    try:
+        claim_fingerprint(client, settings.key_prefix, sealer)
+    except (redis.ConnectionError, redis.TimeoutError):
+        return False
+    finally:
+        client.close()
+    return True
 
 
 @dataclass
