@@ -104,7 +104,10 @@ def benches() -> list[Bench]:
             ["--repeat", "3"],
             ["--repeat", "1"],
             [
-                ("100 GETs: distributed against newman", r"\s*run itself: distributed is .*"),
+                (
+                    "100 GETs at 50 ms, independent",
+                    r"\s*run itself: distributed, disableCookies is .*",
+                ),
                 ("dependent sequence, per hop", r"\s*distributed .* overhead per hop.*"),
             ],
             uses_newman=True,
