@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -107,6 +108,18 @@ def embedded_servers(data_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def wait_until_it_catches_sigterm(process: subprocess.Popen[bytes]) -> None:
+    """Wait until the process has a handler for SIGTERM (its SigCgt mask in /proc)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        mask = re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)
+        if mask and int(mask.group(1), 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.01)
+    raise AssertionError("pmrunner up never installed its SIGTERM handler")
+
+
 def stop(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGTERM)
     try:
@@ -150,6 +163,9 @@ def test_a_stop_while_up_is_starting_exits_cleanly(
     data_dir = tmp_path / "data"
     log = tmp_path / "up.log"
     process = start_up(monitors, data_dir, free_port(), log)
+    # The delays count from the moment pmrunner handles SIGTERM: before that the
+    # interpreter itself is still starting, and the default action ends it.
+    wait_until_it_catches_sigterm(process)
     time.sleep(delay)
     assert stop(process) == 0, log.read_text()[-3000:]
     deadline = time.monotonic() + 10
