@@ -79,6 +79,7 @@ class ContextPool:
         self._bound: OrderedDict[str, _Binding] = OrderedDict()
         self._booting = 0
         self._waiting_for_room = 0  # runs in _take_or_make waiting for a context
+        self._waiting_for_boot = 0  # runs in _take_or_make waiting for a boot under way
         self._filler: threading.Thread | None = None
         self._closed = False
 
@@ -233,9 +234,14 @@ class ContextPool:
                 context = self._fresh.pop()
                 self._cond.notify_all()  # the filler may boot a replacement
                 return context
-            if self._booting:
-                # A boot under way ends sooner than one started now.
-                self._cond.wait(1.0)
+            if self._booting > self._waiting_for_boot:
+                # A boot under way ends sooner than one started now; runs
+                # past the boots under way boot their own, in parallel.
+                self._waiting_for_boot += 1
+                try:
+                    self._cond.wait(1.0)
+                finally:
+                    self._waiting_for_boot -= 1
                 continue
             if len(self._bound) + self._booting < self.capacity:
                 return SandboxContext(limits)  # boots on its first script
