@@ -19,7 +19,7 @@ Fields of a monitor:
   timeout and delay in milliseconds; 0 means none).
 - ``retry_attempts``: how many times a failed run is retried (default 0).
 - ``notification_limit``: how many failing runs in a row are notified
-  (default 1).
+  (default 1; 0 sends no notices).
 - ``network``: a network every request of the monitor is pinned to, or None
   to route each request by its host.
 - ``webhooks``: URLs the run report is posted to.

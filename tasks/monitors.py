@@ -13,7 +13,7 @@ Two views of the monitor source, built once per process from the settings:
 After a monitor run: a failed run is retried ``retry.attempts`` times (each
 attempt is its own run in the history); after ``notificationLimit`` failed
 runs in a row the monitor's webhooks get one failure notice, and one
-recovery notice when it passes again.
+recovery notice when it passes again (a limit of 0 sends neither).
 """
 
 from __future__ import annotations
@@ -337,7 +337,9 @@ def _notify(services: Services, monitor: Monitor, report: JSON, failed: bool) ->
             _send_notice(services, monitor, report, "monitor.failing", count)
         return
     previous = int(redis.getset(key, 0) or 0)
-    if previous >= monitor.notification_limit:
+    # A recovery is news only to whoever heard of the failure: a limit of 0
+    # sends no failure notice, so it sends no recovery either.
+    if monitor.notification_limit > 0 and previous >= monitor.notification_limit:
         _send_notice(services, monitor, report, "monitor.recovered", previous)
 
 

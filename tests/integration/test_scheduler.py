@@ -260,3 +260,33 @@ def test_retries_failure_notice_and_recovery(
     assert len(reports) == 3 and reports[0]["run"]["info"]["status"] == "failed"
     notices = [m["event"] for m in receiver.received if "event" in m]
     assert notices == ["monitor.failing", "monitor.recovered"]
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"), [(0, []), (2, ["monitor.failing", "monitor.recovered"])]
+)
+def test_notices_follow_the_notification_limit(
+    app: Celery, monkeypatch: pytest.MonkeyPatch, limit: int, expected: list[str]
+) -> None:
+    """Failure notices after ``limit`` failed runs in a row; a limit of 0 sends none at all."""
+    import tasks.monitors as monitors_module
+    from scheduler.monitors import Monitor
+    from scheduler.schedule import Schedule
+
+    sent: list[str] = []
+    monkeypatch.setattr(
+        monitors_module, "_send_notice", lambda _s, _m, _r, event, _n: sent.append(event)
+    )
+    monitor = Monitor(
+        uid=f"notices-{limit}",
+        name="notices",
+        schedule=Schedule.every(60),
+        source="local",
+        collection="c.json",
+        environment=None,
+        notification_limit=limit,
+    )
+    services = Services.of(app)
+    for failed in (True, True, True, False, False):
+        monitors_module._notify(services, monitor, {"id": "run"}, failed)
+    assert sent == expected
