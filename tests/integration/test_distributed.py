@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from celery import Celery
@@ -73,14 +76,46 @@ def outcomes(report: JSON) -> list[tuple[str, list[tuple[str, bool]]]]:
     ]
 
 
+class Rendezvous(BaseHTTPRequestHandler):
+    """Holds each request until ``expected`` are in flight together (or 10 s pass).
+
+    Requests sent one after another see one in flight at a time, so the most
+    seen together tells parallel from sequential whatever the machine's load.
+    """
+
+    expected = 6
+    in_flight = 0
+    most_in_flight = 0
+    changed = threading.Condition()
+
+    def do_GET(self) -> None:
+        cls = type(self)
+        with cls.changed:
+            cls.in_flight += 1
+            cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+            cls.changed.notify_all()
+            cls.changed.wait_for(lambda: cls.most_in_flight >= cls.expected, timeout=10)
+        body = json.dumps({"args": dict(parse_qsl(urlsplit(self.path).query))}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        with cls.changed:
+            cls.in_flight -= 1
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 def test_independent_requests_run_in_parallel_and_report_once(
-    app: Celery, settings: Settings, base_url: str
+    app: Celery, settings: Settings
 ) -> None:
     items = [
         item(
             f"get {n}",
             "GET",
-            "{{baseUrl}}/delay/300?n=" + str(n),
+            "{{baseUrl}}/wait?n=" + str(n),
             tests=f'pm.test("n is {n}", () => '
             f'pm.expect(pm.request.url.query.get("n")).to.equal("{n}"));',
             # Out of the cookie jar: requests to one host that share cookies run in order.
@@ -89,13 +124,13 @@ def test_independent_requests_run_in_parallel_and_report_once(
         for n in range(6)
     ]
     queue = settings.queue_for(settings.default_network)
-    with in_process_worker(app, [queue], concurrency=8):
-        started = time.monotonic()
-        report = run_and_wait(app, RunRequest(collection(*items), environment(base_url)))
-        elapsed = time.monotonic() - started
+    with serve(handler=Rendezvous) as url, in_process_worker(app, [queue], concurrency=8):
+        report = run_and_wait(app, RunRequest(collection(*items), environment(url)))
     assert outcomes(report) == [(f"get {n}", [(f"n is {n}", True)]) for n in range(6)]
     assert report["status"] == "finished"
-    assert elapsed < 6 * 0.3, f"six 300 ms requests took {elapsed:.2f} s: not parallel"
+    assert Rendezvous.most_in_flight == 6, (
+        f"at most {Rendezvous.most_in_flight} of 6 independent requests were in flight together"
+    )
     assert all(e["worker"] for e in report["run"]["executions"])
     assert Services.of(app).store.list(report["collectionId"]).total == 1
 
