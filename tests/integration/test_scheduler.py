@@ -175,7 +175,7 @@ def test_postman_edits_take_effect_at_the_next_poll(
                 added = every_second("added")
                 assert scheduler.poller.poll_once()
                 polled = time.time()
-                wait_until(lambda: runs_of(services, "coll-added"), timeout=10)
+                wait_until(lambda: runs_of(services, "coll-added"))
                 time.sleep(3)
             finally:
                 scheduler.stop()
