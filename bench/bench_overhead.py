@@ -170,6 +170,7 @@ def report(measure: str, times: dict[str, list[float]]) -> bool:
     print(f"\n{measure}")
     print(f"{'loop':26s}{'per request':>12s}{'ratio to raw':>14s}{'target':>8s}")
     verdicts = []
+    ratios: list[str] = []
     for name, values in times.items():
         per_request = statistics.median(values) * 1000
         if name == "raw requests":
@@ -178,6 +179,7 @@ def report(measure: str, times: dict[str, list[float]]) -> bool:
         ratio = statistics.median(value / base for value, base in zip(values, raw, strict=True))
         target = TARGETS[name]
         verdicts.append(ratio <= target)
+        ratios.append(f"{name.removeprefix('pmrunner, ')} {ratio:.2f}x")
         print(f"{name:26s}{per_request:>9.3f} ms{ratio:>14.2f}{f'<= {target:g}':>8s}")
     script_cost = statistics.median(
         scripted - plain
@@ -186,6 +188,7 @@ def report(measure: str, times: dict[str, list[float]]) -> bool:
         )
     )
     print(f"a one-line test script adds {script_cost * 1000:.3f} ms per request")
+    print(f"{measure} over raw requests: {', '.join(ratios)}")
     return all(verdicts)
 
 
