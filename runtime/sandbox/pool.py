@@ -126,22 +126,6 @@ class ContextPool:
                 self._cond.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
             return len(self._fresh)
 
-    def boot_ahead(self) -> None:
-        """Boot one fresh context in the background, unless one is ready or booting.
-
-        For a process about to start a run with scripts (``pmrunner run``):
-        the boot (about 0.2 s of CPU, on V8's thread) overlaps what the
-        process does before the run's first script, which then takes it.
-        """
-        with self._cond:
-            total = len(self._fresh) + len(self._bound) + self._booting
-            if self._fresh or self._booting or total >= self.capacity:
-                return
-            self._booting += 1
-        threading.Thread(
-            target=self._boot_fresh, args=(0.0,), name="script-context-boot", daemon=True
-        ).start()
-
     def stats(self) -> dict[str, int]:
         """How many contexts are fresh, bound to runs, booting; and the capacity."""
         with self._cond:
@@ -299,14 +283,14 @@ class ContextPool:
             if boot:
                 self._boot_fresh()
 
-    def _boot_fresh(self, pause_after_failure: float = 1.0) -> None:
+    def _boot_fresh(self) -> None:
         context = SandboxContext()
         try:
             context.boot()
             booted = True
         except Exception:
             booted = False
-            time.sleep(pause_after_failure)  # a failing boot is retried, not spun on
+            time.sleep(1.0)  # a failing boot is retried, not spun on
         with self._cond:
             self._booting -= 1
             if booted:
