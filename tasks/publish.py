@@ -116,8 +116,9 @@ def _message(
         argsrepr=argsrepr,
         kwargsrepr="{}",
         origin=_origin(),
-        # As Celery sends it: the task's own setting where this process knows the task.
-        ignore_result=bool(registered.ignore_result) if registered is not None else False,
+        # As Celery sends it: the task's own setting where this process knows the task,
+        # else None, which leaves it to the worker's task (a False would override it).
+        ignore_result=registered.ignore_result if registered is not None else None,
         **chord_options,
     )
     # Stamped as Celery's publish signal would, with the time the batch is sent.
