@@ -150,8 +150,9 @@ class WorkerProcess(ChildProcess):
         concurrency: int = 4,
         extra_env: dict[str, str] | None = None,
         prefix: list[str] | None = None,
+        events: bool = False,
     ) -> None:
-        argv = worker_command(queues, concurrency=concurrency, name=f"{name}@%h")
+        argv = worker_command(queues, concurrency=concurrency, name=f"{name}@%h", events=events)
         super().__init__(settings, [*(prefix or []), *argv], extra_env)
         self.name = name
 

@@ -94,7 +94,10 @@ def test_flower_api_needs_its_basic_auth_and_shows_a_failing_run_as_failed(
     with serve() as base_url, flower(settings, {"FLOWER_BASIC_AUTH": ":".join(CREDENTIALS)}) as url:
         assert requests.get(f"{url}/api/workers", timeout=5).status_code == 401
         assert requests.get(f"{url}/", timeout=5).status_code == 401
-        worker = WorkerProcess(settings, [settings.queue_for(settings.default_network)], "fl")
+        # Task events from the start (-E): Flower turns them on only every few
+        # seconds in the workers it sees, and this run is over sooner.
+        queues = [settings.queue_for(settings.default_network)]
+        worker = WorkerProcess(settings, queues, "fl", events=True)
         worker_processes.append(worker)
         worker.wait_ready(app)
         request = RunRequest(failing_collection(base_url), VariableFile("e", None, []))
