@@ -138,6 +138,11 @@ class EmbeddedRedis:
         self.stop()
 
 
+def holds_database(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds the database an embedded Redis kept (``up`` ran there)."""
+    return (data_dir / DB_FILE).is_file() or (data_dir / "appendonly.aof").exists()
+
+
 def running_url(data_dir: Path) -> str | None:
     """The ``unix://`` URL of the embedded Redis that ``pmrunner up`` runs in ``data_dir``.
 

@@ -1,9 +1,10 @@
 """``pmrunner runs list|show`` and ``pmrunner monitors list``: the run store from a shell.
 
 They read what the HTTP API reads, in the same Redis (``PMRUNNER_REDIS_URL``;
-without it, the embedded Redis a ``pmrunner up`` keeps in the data directory,
-else the default URL). Redis that does not answer, or a run that is not
-stored, is one ``error:`` line and exit 1.
+without it, the embedded Redis a ``pmrunner up`` keeps in the data directory:
+the running one, or, once ``up`` has stopped, its stored database opened for
+the command; else the default URL). Redis that does not answer, or a run that
+is not stored, is one ``error:`` line and exit 1.
 """
 
 from __future__ import annotations
@@ -44,20 +45,39 @@ def shown_url(url: str) -> str:
     return parts._replace(netloc=f"{user}***@{host}").geturl()
 
 
-def store_settings() -> Settings:
-    """The settings, with the embedded Redis of a running ``pmrunner up`` when no URL is set."""
-    from worker.embedded import running_url
+@contextmanager
+def store_settings() -> Iterator[Settings]:
+    """The settings, with the embedded Redis of ``pmrunner up`` when no URL is set.
+
+    A running ``up`` is read through its server; after ``up`` stopped, the
+    history it kept in the data directory is opened for the command's time
+    (Ctrl-C on ``up``, then ``runs list``, shows those runs).
+    """
+    from worker.embedded import EmbeddedRedis, holds_database, running_url
     from worker.settings import Settings
 
     try:
         settings = Settings.from_env()
     except PmrunnerError as error:
         raise CommandError(str(error)) from None
-    if not os.environ.get("PMRUNNER_REDIS_URL"):
-        embedded = running_url(settings.data_dir)
-        if embedded:
-            settings = dataclasses.replace(settings, redis_url=embedded)
-    return settings
+    if os.environ.get("PMRUNNER_REDIS_URL"):
+        yield settings
+        return
+    embedded = running_url(settings.data_dir)
+    if embedded:
+        yield dataclasses.replace(settings, redis_url=embedded)
+        return
+    if not holds_database(settings.data_dir):
+        yield settings
+        return
+    try:
+        server = EmbeddedRedis(settings.data_dir).__enter__()
+    except PmrunnerError as error:
+        raise CommandError(str(error)) from None
+    try:
+        yield dataclasses.replace(settings, redis_url=server.url)
+    finally:
+        server.stop()
 
 
 @contextmanager
@@ -228,11 +248,10 @@ def runs_list_command(
     """List stored runs, newest first."""
     from scheduler.snapshot import stored_collection_id
 
-    settings = store_settings()
     names = (
         tuple(dict.fromkeys([collection, stored_collection_id(collection)])) if collection else ()
     )
-    with redis_errors(settings):
+    with store_settings() as settings, redis_errors(settings):
         store = run_store(settings, redis_client(settings))
         reports = store.recent(limit=limit, monitor=monitor, collection=names, status=status)
     if not reports:
@@ -246,8 +265,7 @@ def runs_list_command(
 @click.option("--json", "as_json", is_flag=True, help="Print the stored report as JSON.")
 def runs_show_command(run_id: str, as_json: bool) -> None:
     """Show one stored run (its id, or the start of its id): summary and failures."""
-    settings = store_settings()
-    with redis_errors(settings):
+    with store_settings() as settings, redis_errors(settings):
         report = run_store(settings, redis_client(settings)).find(run_id)
     if report is None:
         raise CommandError(
@@ -272,8 +290,7 @@ def monitors_list_command() -> None:
     from tasks.context import sealer_for
     from tasks.overview import monitor_statuses
 
-    settings = store_settings()
-    with redis_errors(settings):
+    with store_settings() as settings, redis_errors(settings):
         client = redis_client(settings)
         # The catalog seals webhook URLs: the deployment's key opens them (as in the API).
         sealer = sealer_for(settings)

@@ -208,3 +208,18 @@ def test_the_commands_find_the_embedded_redis_of_a_running_pmrunner_up(tmp_path:
         listed = pmrunner({"PMRUNNER_DATA_DIR": str(tmp_path)}, "runs", "list")
     assert listed.returncode == 0, listed.stderr
     assert rows(listed.stdout)[1][:3] == ["run-in-embedded-redis", "-", "Here"]
+
+
+def test_the_commands_read_the_history_of_a_stopped_pmrunner_up(tmp_path: Path) -> None:
+    with EmbeddedRedis(tmp_path) as embedded:
+        store = RunStore(redis.Redis.from_url(embedded.url))
+        run = Run(collection_id="coll-kept", collection_name="Kept", finished_at=utc_now())
+        store.save(build_report(run, run_id="run-kept-after-stop", source="newman"))
+    listed = pmrunner({"PMRUNNER_DATA_DIR": str(tmp_path)}, "runs", "list")
+    shown = pmrunner({"PMRUNNER_DATA_DIR": str(tmp_path)}, "runs", "show", "run-kept")
+    assert listed.returncode == 0, listed.stderr
+    assert rows(listed.stdout)[1][:3] == ["run-kept-after-stop", "-", "Kept"]
+    assert shown.returncode == 0, shown.stderr
+    assert "run-kept-after-stop" in shown.stdout
+    # the command's server stopped with it: nothing is left running on the data directory
+    assert EmbeddedRedis(tmp_path)._registry_file.exists() is False
