@@ -23,6 +23,7 @@ worker consumes.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -199,8 +200,11 @@ def source_health(settings: Settings) -> SourceHealth | None:
         return None
     if isinstance(source, CatalogSource):
         return source.health()
-    source.monitors()
-    return SourceHealth("healthy" if source.healthy else "unhealthy", source.last_error)
+    active = sum(1 for monitor in source.monitors() if monitor.active)
+    if not source.healthy:
+        return SourceHealth("unhealthy", source.last_error, monitors=active)
+    # A local file is read now: its last good read is this one.
+    return SourceHealth("healthy", None, time.time(), 0.0, active)
 
 
 def register_cluster_metrics(settings: Settings, client: redis.Redis) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, generate_latest
 
 from scheduler.health import SourceHealth, SourceHealthCollector, health_of
+from worker.settings import Settings
 
 NOW = 1_000_000.0
 
@@ -55,3 +59,16 @@ def test_the_metrics_say_what_the_state_says() -> None:
     assert 'pmrunner_monitor_source_state{state="healthy"} 0.0' in text
     assert "pmrunner_monitor_source_healthy 0.0" in text
     assert "pmrunner_monitor_source_last_good_poll_age_seconds 42.0" in text
+
+
+def test_a_local_monitors_file_reports_its_monitors_and_a_fresh_read() -> None:
+    from tasks.observe import source_health
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "monitors.yaml"
+    settings = dataclasses.replace(Settings.from_env({}), monitors_file=examples)
+    health = source_health(settings)
+    assert health is not None
+    detail = health.to_dict()
+    assert detail["state"] == "healthy"
+    assert detail["monitors"] == 3
+    assert detail["lastGoodPollAgeSeconds"] == 0.0
