@@ -205,7 +205,8 @@ def dispatch_and_wait(settings: Settings, request: RunRequest, wait: float) -> J
             watch.abandon()
             raise
         if report is None:
-            queues = awaited_queues(services, run_id)
+            # Name the queues found to have no worker, not those a live one consumes.
+            queues = sorted(watch.unconsumed) or awaited_queues(services, run_id)
             removed = watch.abandon()
             raise PmrunnerError(no_report(run_id, wait, queues, removed))
     except (redis.RedisError, OperationalError) as error:

@@ -203,3 +203,25 @@ def _queued_run(client: redis.Redis, queue: str) -> str:
     message = json.loads(raw)
     body = json.loads(base64.b64decode(message["body"]))
     return str(body[0][0])
+
+
+def test_giving_up_names_only_the_queue_no_live_worker_consumes(
+    app: Celery,
+    settings: Settings,
+    collection_file: Path,
+    worker_processes: list[WorkerProcess],
+) -> None:
+    default_queue = settings.queue_for(settings.default_network)
+    worker_processes.append(WorkerProcess(settings, [default_queue], "default"))
+    pinned = json.loads(collection_file.read_text())
+    pinned["x-pmrunner-network"] = "nobody"
+    collection_file.write_text(json.dumps(pinned))
+    command, reader = start_command(settings, collection_file, "--wait", "9")
+    try:
+        assert command.process.wait(40) == 1
+        reader.join(10)
+    finally:
+        command.process.kill()
+    error = command.lines[-1][1]
+    assert "has no report after 9 s" in error, command.text()
+    assert "-Q net.nobody)" in error and default_queue not in error, error
