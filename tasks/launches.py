@@ -224,8 +224,10 @@ def _launch(pending: Pending, reason: Exception | None) -> tuple[Launch, Gate]:
 def _after_start(services: Services, pending: Pending, reason: Exception | None) -> str:
     """Record what follows a won slot: skipped older slots, a run that could not start."""
     monitor = pending.monitor
-    for late in pending.skipped:
-        record_skipped(services, monitor, late)
+    recorded = [late for late in pending.skipped if record_skipped(services, monitor, late)]
+    if recorded:
+        # One line per monitor, not per slot: after a day down, a 5 s monitor skips thousands.
+        log.warning(skipped_line(monitor.uid, recorded))
     error = reason or pending.error
     if error is None and pending.run is not None:
         return pending.run.run_id
@@ -234,16 +236,30 @@ def _after_start(services: Services, pending: Pending, reason: Exception | None)
     return refuse_start(services, monitor, run_id, error or PmrunnerError("not prepared"), name)
 
 
-def record_skipped(services: Services, monitor: Monitor, slot: datetime) -> None:
-    """Record that ``slot`` of ``monitor`` was skipped (once, whoever records it)."""
+def skipped_line(uid: str, slots: list[datetime]) -> str:
+    """The log line for the slots of one monitor skipped together."""
+    if len(slots) == 1:
+        return f"monitor {uid}: slot {slots[0].isoformat()} skipped: {LATE_REASON}"
+    first, last = min(slots), max(slots)
+    return (
+        f"monitor {uid}: {len(slots)} slots from {first.isoformat()} to {last.isoformat()}"
+        f" skipped: {LATE_REASON}"
+    )
+
+
+def record_skipped(services: Services, monitor: Monitor, slot: datetime) -> bool:
+    """Record that ``slot`` of ``monitor`` was skipped (once, whoever records it).
+
+    Returns whether this call recorded it.
+    """
     reason = LATE_REASON
     key = services.registry.keys.slot(monitor.uid, slot_key(slot))
     if not services.registry.redis.set(key, "skipped", nx=True, ex=SLOT_CLAIM_SECONDS):
-        return
+        return False
     SLOTS_SKIPPED.inc()
-    log.warning("monitor %s: slot %s skipped: %s", monitor.uid, slot.isoformat(), reason)
     skipped = f"{services.registry.keys.prefix}monitor:{monitor.uid}:skipped"
     pipe = services.registry.redis.pipeline()
     pipe.lpush(skipped, json.dumps({"slot": slot.isoformat(), "reason": reason}))
     pipe.ltrim(skipped, 0, SKIPPED_KEPT - 1)
     pipe.execute()
+    return True
