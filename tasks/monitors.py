@@ -354,7 +354,9 @@ def _send_notice(
         "status": report["status"],
         "finishedAt": report["finishedAt"],
     }
-    log.warning("monitor %s: %s after %d failed runs", monitor.uid, event, failures)
+    # With no webhook to tell, the run lines already say it failed: not a warning then.
+    level = logging.WARNING if monitor.webhooks else logging.INFO
+    log.log(level, "monitor %s: %s after %d failed runs", monitor.uid, event, failures)
     from tasks.outbox import enqueue
 
     for url in monitor.webhooks:
