@@ -227,7 +227,8 @@ def awaited_queues(services: Services, run_id: str) -> list[str]:
 
 def no_report(run_id: str, wait: float, queues: list[str], removed: int = 0) -> str:
     names = ",".join(queues)
-    ended = f"; the run was ended and its {removed} waiting messages removed" if removed else ""
+    messages = "message" if removed == 1 else "messages"
+    ended = f"; the run was ended and its {removed} waiting {messages} removed" if removed else ""
     return (
         f"run {run_id} has no report after {wait:g} s; is a worker consuming {names}?"
         f" (for example: celery -A worker worker -Q {names}){ended}"

@@ -133,7 +133,7 @@ def test_no_worker_is_said_within_seconds_and_giving_up_removes_the_queued_reque
     assert f"-Q {queue}" in command.text()
     error = command.lines[-1][1]
     assert error.startswith("error: run ") and "has no report after 9 s" in error, error
-    assert f"its {queued} waiting messages removed" in error
+    assert f"its {queued} waiting message" in error
 
     # Nothing of the run waits in the queue; its report says what did not run.
     assert client.llen(queue) == 0
