@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import stat
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -26,7 +27,9 @@ def test_without_a_key_given_one_is_made_readable_by_its_owner_only_and_reused(
 
 
 def test_processes_starting_together_all_read_the_same_new_key(tmp_path: Path) -> None:
-    with ProcessPoolExecutor(8) as pool:
+    # Spawned, not forked: a fork of this multi-threaded test process can inherit a
+    # lock that another thread held (the children then wait forever).
+    with ProcessPoolExecutor(8, mp_context=multiprocessing.get_context("spawn")) as pool:
         keys = set(pool.map(secret_key, [None] * 8, [None] * 8, [tmp_path] * 8))
     assert keys == {default_key_file(tmp_path).read_text().strip()}
 
