@@ -26,6 +26,7 @@ from celery.contrib.testing.worker import start_worker
 import tasks.notify
 import tasks.run
 import tasks.sweep  # noqa: F401
+from tests.fault_rig import RecordingTarget
 from worker.app import create_app, worker_command
 from worker.embedded import EmbeddedRedis
 from worker.settings import Settings
@@ -183,3 +184,11 @@ def worker_processes() -> Iterator[list[WorkerProcess]]:
     yield started
     for process in started:
         process.stop()
+
+
+@pytest.fixture()
+def target() -> Iterator[RecordingTarget]:
+    """A loopback server that records what it really received (the fault tests' target)."""
+    server = RecordingTarget().start()
+    yield server
+    server.stop()

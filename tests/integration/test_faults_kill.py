@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,6 @@ from worker.app import create_app
 pytestmark = pytest.mark.integration
 ROUNDS, KILLS_PER_ROUND, RUNS_PER_ROUND, WORKERS = 10, 2, 3, 3
 REPORT_WITHIN_SECONDS = 30.0
-
-
-@pytest.fixture()
-def target() -> Iterator[RecordingTarget]:
-    server = RecordingTarget().start()
-    yield server
-    server.stop()
 
 
 def test_killed_workers_lose_no_run_and_send_no_unsafe_request_twice(

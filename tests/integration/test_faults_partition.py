@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,13 +28,6 @@ from worker.app import create_app
 
 pytestmark = pytest.mark.integration
 ANSWER_MS = 40_000
-
-
-@pytest.fixture()
-def target() -> Iterator[RecordingTarget]:
-    server = RecordingTarget().start()
-    yield server
-    server.stop()
 
 
 def slow_get_run(base_url: str, tag: str) -> RunRequest:

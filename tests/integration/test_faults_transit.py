@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,6 @@ from worker.app import create_app
 
 pytestmark = pytest.mark.integration
 REPORT_WITHIN_SECONDS = 30.0
-
-
-@pytest.fixture()
-def target() -> Iterator[RecordingTarget]:
-    server = RecordingTarget().start()
-    yield server
-    server.stop()
 
 
 def test_a_step_lost_between_queue_and_worker_is_sent_again(
