@@ -29,6 +29,7 @@ from pmrunner.errors import SandboxError, ScriptMemoryError, ScriptTimeoutError
 from runtime.options import ScriptLimits
 from runtime.sandbox.bundle import installed_bundle
 from runtime.sandbox.isolate import Isolate
+from runtime.sandbox.legacy import uses_legacy_api
 from runtime.variables import SECRET_TYPE_SHIM
 
 JSON = dict[str, Any]
@@ -306,6 +307,8 @@ class SandboxContext:
             "timeout": limit_ms,
             "debug": True,  # routes console calls through the host's console
             "legacy": legacy or {},
+            # The legacy globals' setup is a good part of a short script's time.
+            "disableLegacyAPIs": not uses_legacy_api(source),
         }
         with self._lock:
             self._isolate_ready()
