@@ -1,7 +1,7 @@
 """Worker liveness in Redis: heartbeats, and the steps each worker holds.
 
 A worker refreshes ``worker:<name>:alive`` (expiring after the lapse) every
-third of the lapse, and notes every step it receives, starts, sends and
+third of the lapse, and notes every step it starts, sends and
 hands on in ``worker:<name>:steps``. When the alive key is gone, the worker
 is lost: whoever holds the upkeep lease resolves its steps from that hash.
 Expiry runs on Redis' clock, so hosts with skewed clocks agree on a lapse.
@@ -49,14 +49,6 @@ class WorkerBook:
             name: [queue for queue in text(queues or "").split(",") if queue]
             for name, queues in zip(live, announced, strict=True)
         }
-
-    def received(self, worker: str, field: str, entry: JSON) -> None:
-        """Note a step message the worker took from its queue (not started yet)."""
-        key = self.keys.worker_steps(worker)
-        pipe = self.redis.pipeline()
-        pipe.hset(key, field, json.dumps({**entry, "phase": "received"}))
-        pipe.expire(key, STEPS_KEPT_SECONDS)
-        pipe.execute()
 
     def signed_off(self, worker: str) -> None:
         """A worker that stopped cleanly: it holds nothing and is not lost."""

@@ -1,11 +1,12 @@
 """Worker liveness: heartbeats, and what becomes of a lost worker's steps.
 
 Every worker heartbeats into Redis (``store.workers``) and notes each step
-it receives, starts, sends and hands on. When its heartbeat lapses
+it starts, sends and hands on (the note of a start is written by the same
+script that claims the step: no round trip of its own). When its heartbeat lapses
 (``PMRUNNER_WORKER_LAPSE``, 15 s by default), the upkeep thread resolves
 each step it held, at once and truthfully:
 
-- received or started, request not sent: sent again;
+- started, request not sent: sent again;
 - request sent with a safe method (GET, HEAD, OPTIONS, TRACE): sent once
   more, and its execution says it is a retry (attempt 2, and why);
 - request sent with an unsafe method (POST, PUT, PATCH, DELETE ...):
@@ -15,8 +16,8 @@ each step it held, at once and truthfully:
   sequence is reported as not run;
 - finished, its successor not sent yet: the successor is sent.
 
-A worker killed between taking a message from its queue and noting it
-leaves the message in the broker's unacknowledged set and nothing else;
+A worker killed between taking a message from its queue and starting its
+step leaves the message in the broker's unacknowledged set and nothing else;
 such a message, older than a lapse, whose step nobody started or holds, is
 sent again too (``resolve_orphans``).
 
@@ -114,32 +115,6 @@ def stop_heartbeat(sender: Any = None, **_: Any) -> None:
     heartbeat = _heartbeats.pop(str(getattr(sender, "hostname", "")), None)
     if heartbeat is not None:
         heartbeat.stop()
-
-
-@signals.task_received.connect
-def note_received(sender: Any = None, request: Any = None, **_: Any) -> None:
-    """Note a step the worker took from its queue, so a lost worker's unstarted steps are known."""
-    if request is None or request.name != EXECUTE_REQUEST:
-        return
-    app = request.task.app
-    if getattr(app, "main", None) != "pmrunner":
-        return
-    args = list(request.args)
-    delivery = request.delivery_info or {}
-    entry = {
-        "args": args,
-        "queue": str(delivery.get("routing_key") or ""),
-        "tag": delivery.get("delivery_tag"),
-        "task": request.id,
-        "token": (request.kwargs or {}).get("token", ""),
-    }
-    services = Services.of(app)
-    try:
-        services.workers.received(
-            request.hostname, entry_field(args[0], step_key(*args[1:3])), entry
-        )
-    except redis.RedisError as error:
-        log.warning("could not note step %s as received: %s", args[:3], error)
 
 
 def resolve_lost(services: Services, worker: str) -> int:

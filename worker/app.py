@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None) -> Celery:
     """A configured Celery app for ``settings`` (from the environment by default)."""
     settings = settings or Settings.from_env()
     broker, backend = celery_urls(settings.redis_url)
-    app = Celery("pmrunner", broker=broker, backend=backend)
+    # Broker connections file and unfile messages in one script call each (worker.broker).
+    app = Celery("pmrunner", broker=broker, backend=backend, amqp="worker.broker:RunAMQP")
     app.conf.update(
         include=TASK_MODULES,
         task_default_queue=settings.queue_for(settings.default_network),
