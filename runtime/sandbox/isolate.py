@@ -17,6 +17,7 @@ owner then closes the isolate.
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import threading
 import time
@@ -71,6 +72,14 @@ class Isolate:
     def set_memory_limit(self, limit_bytes: int) -> None:
         """The heap size past which V8 terminates the evaluation (JSOOMException)."""
         self._dll.mr_set_hard_memory_limit(self._handle, limit_bytes)
+
+    def heap_size(self) -> int:
+        """Bytes the V8 heap holds now, live objects and garbage alike."""
+        return int(json.loads(self._context.heap_stats())["total_heap_size"])
+
+    def collect_garbage(self) -> None:
+        """Collect every generation and give the heap's free pages back to the system."""
+        self._context.low_memory_notification()
 
     def eval(self, code: str, deadline: float) -> Any:
         """Evaluate ``code``; its value converted as mini-racer converts it."""

@@ -313,7 +313,9 @@ class RunScripts:
         """Run one script of the run: ``SandboxContext.execute``'s parameters."""
         sandbox = self.pool.acquire(self.run_id, self.limits)
         try:
-            return sandbox.execute(**script)
+            outcome = sandbox.execute(**script)
+            sandbox.trim_heap()  # a long run's heap stays near what its scripts keep
+            return outcome
         finally:
             self.pool.done(self.run_id)
 
