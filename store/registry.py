@@ -317,6 +317,7 @@ class RunRegistry:
         state: JSON,
         handoff: tuple[str, str, list[Any]] | None,
         holder: StepHolder,
+        inline: StepHolder | None = None,
     ) -> tuple[bool, bool]:
         """Record a step's result and state and claim its successor, in one round trip.
 
@@ -326,9 +327,13 @@ class RunRegistry:
         that already ended (then nothing is written); handed is True when this call claimed the
         sending of the next step (``handoff`` = its step key, queue and
         arguments). A retried call of the same delivery answers the same.
+
+        ``inline``: this worker runs the next step itself, as this holder;
+        the call then also begins it (as ``begin_step`` would, attempt 1) and
+        handed says that it did.
         """
         recorded, handed, _ended = self._finish_step(
-            run_id, step_key, branch_key, result, state, handoff, holder, ends_branch=False
+            run_id, step_key, branch_key, result, state, handoff, holder, inline=inline
         )
         return recorded, handed
 
@@ -361,13 +366,22 @@ class RunRegistry:
         handoff: tuple[str, str, list[Any]] | None,
         holder: StepHolder,
         *,
-        ends_branch: bool,
+        ends_branch: bool = False,
+        inline: StepHolder | None = None,
     ) -> tuple[bool, bool, int]:
         next_key, next_queue, next_args = handoff if handoff is not None else ("", "", None)
         entry = ""
-        if next_args is not None:
+        if next_args is not None and inline is None:
             successor = {"args": next_args, "queue": next_queue}
             entry = json.dumps({**holder.entry, "phase": "handing", "next": successor})
+        inlined: list[str] = []
+        if inline is not None and next_key:
+            inlined = [
+                inline.task_id,
+                json.dumps({"worker": inline.worker, "queue": inline.queue}),
+                entry_field(run_id, next_key),
+                json.dumps({**inline.entry, "phase": "started"}),
+            ]
         recorded, handed, ended = self._finish(
             keys=[
                 *self._step_keys(run_id, holder.worker, "results", "states", "progress"),
@@ -385,6 +399,7 @@ class RunRegistry:
                 entry_field(run_id, step_key),
                 entry,
                 "1" if ends_branch else "0",
+                *inlined,
             ],
         )
         return bool(recorded), bool(handed), int(ended)

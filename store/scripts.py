@@ -45,10 +45,15 @@ return {'run', ticket, attempts, state, note}
 # KEYS: run, final, results, states, progress, worker steps, branches done.
 # ARGV: step key, result, branch key, state, expiry, next step key ("" for
 # none), next queue, task id, entry field, entry ("" to drop it), "1" when
-# the branch ends with this step.
+# the branch ends with this step; then, when this worker runs the next step
+# itself (inlined), its holder id, started (JSON: worker, queue), entry field
+# and entry (ARGV[12] "" otherwise).
 # Returns {recorded, handed, ended}: ended is how many branches have ended
 # when this step ended its branch (-1 otherwise, or when nothing was
 # recorded); a retried call of the same task answers as the first one did.
+# An inlined next step is claimed here as begin_step would (owner, attempts,
+# started, the worker's entry), so the worker holds it from the same instant
+# the step before is recorded: handed is 1 only when the claim is this holder's.
 FINISH_STEP = """
 if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[1]) == 0 then
     redis.call('HDEL', KEYS[6], ARGV[9])
@@ -69,18 +74,30 @@ elseif redis.call('HGET', KEYS[5], finisher) ~= ARGV[8] then
 end
 redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
 local handed = 0
+local inline = ARGV[12] or ''
 if ARGV[6] ~= '' then
     if redis.call('HSETNX', KEYS[5], ARGV[6] .. ':queue', ARGV[7]) == 1 then
         redis.call('HSET', KEYS[5], ARGV[6] .. ':handed', ARGV[8])
         handed = 1
+        if inline ~= '' then
+            redis.call('HSET', KEYS[5], ARGV[6] .. ':owner', inline,
+                ARGV[6] .. ':attempts', 1, ARGV[6] .. ':started', ARGV[13])
+        end
     elseif redis.call('HGET', KEYS[5], ARGV[6] .. ':handed') == ARGV[8] then
         handed = 1
+        if inline ~= '' and redis.call('HGET', KEYS[5], ARGV[6] .. ':owner') ~= inline then
+            handed = 0
+        end
     end
 end
 for _, key in ipairs({KEYS[3], KEYS[4], KEYS[5]}) do
     redis.call('EXPIRE', key, ARGV[5])
 end
-if handed == 1 and ARGV[10] ~= '' then
+if handed == 1 and inline ~= '' then
+    redis.call('HDEL', KEYS[6], ARGV[9])
+    redis.call('HSET', KEYS[6], ARGV[14], ARGV[15])
+    redis.call('EXPIRE', KEYS[6], ARGV[5])
+elseif handed == 1 and ARGV[10] ~= '' then
     redis.call('HSET', KEYS[6], ARGV[9], ARGV[10])
 else
     redis.call('HDEL', KEYS[6], ARGV[9])

@@ -4,9 +4,11 @@ A run is one chord: its header holds the first step of every branch of the
 plan, its callback is ``finalize_run``. A step runs one request and, when
 its branch goes on, *replaces itself* with the next step, sent to the queue
 of the network that can reach the next request's host (decided now, with
-the variables the step's scripts just set). So each request is its own task,
+the variables the step's scripts just set). So each request is its own step,
 a sequence keeps its order and state, and the chord completes when every
-branch has.
+branch has. When the next step goes to the very queue this step came from,
+the task runs it itself, for a bounded while (``tasks.inline``): a hop
+through the broker costs more than the step.
 
 ``execute_request`` never raises into the chord: whatever happens, the step
 records a result. Exactly one finalizer reports the run (``SET NX``).
@@ -14,13 +16,14 @@ records a result. Exactly one finalizer reports the run (``SET NX``).
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
@@ -35,11 +38,12 @@ from runtime.sandbox.pool import default_pool
 from runtime.state import RunState
 from runtime.step import Step
 from scheduler.planner import Branch
-from store.registry import StepHolder
+from store.registry import StepHolder, StepStart
 from tasks.context import RunContext, Services, contexts
 from tasks.egress import with_egress
 from tasks.finalize import finalize_if_complete
 from tasks.handover import PREPARED, resume_prepared, save_prepared
+from tasks.inline import InlineBudget
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, step_key, step_queue
 from worker.metrics import REQUESTS_EXECUTED
 
@@ -90,14 +94,23 @@ def execute_request(
             was lost); only the delivery carrying it may run the step then.
     """
     services = Services.of(self.app)
-    key = step_key(branch_key, number)
     holder = holder_of(self, [run_id, branch_key, number, cursor], token)
-    try:
-        successor, ended = _run_step(services, run_id, branch_key, number, cursor, holder, token)
-    except Exception as error:
-        log.exception("step %s of run %s failed inside pmrunner", key, run_id)
-        _record_internal_error(services, run_id, branch_key, number, cursor, error, holder)
-        successor, ended = None, True
+    budget = InlineBudget(holder.task_id, holder.queue if not self.request.is_eager else "")
+    begun: StepStart | None = None  # set for a step this task claimed itself (inlined)
+    while True:
+        key = step_key(branch_key, number)
+        try:
+            outcome = _run_step(
+                services, run_id, branch_key, number, cursor, holder, token, budget, begun
+            )
+        except Exception as error:
+            log.exception("step %s of run %s failed inside pmrunner", key, run_id)
+            _record_internal_error(services, run_id, branch_key, number, cursor, error, holder)
+            outcome = (None, True)
+        if not isinstance(outcome, _Inlined):
+            break
+        number, cursor, holder, begun, token = (*outcome, "")
+    successor, ended = outcome
     if successor is not None:
         try:
             self.replace(successor)
@@ -152,18 +165,22 @@ def _run_step(
     cursor: JSON,
     holder: StepHolder,
     token: str,
-) -> tuple[Any, bool]:
+    budget: InlineBudget,
+    begun: StepStart | None = None,
+) -> tuple[Any, bool] | _Inlined:
     """Run the step.
 
     Returns the next step's signature (or None) and whether the branch ended
-    here. A duplicate delivery of a finished step runs nothing again, and
-    hands the branch on only if the first delivery did not get to; a
-    duplicate of a step that another delivery is running is dropped.
+    here, or the next step when this task runs it itself (``tasks.inline``;
+    ``begun`` is then its claim, made with this step's result). A duplicate
+    delivery of a finished step runs nothing again, and hands the branch on
+    only if the first delivery did not get to; a duplicate of a step that
+    another delivery is running is dropped.
     """
     registry = services.registry
     key = step_key(branch_key, number)
     context = contexts.get(run_id)
-    start = registry.begin_step(
+    start = begun or registry.begin_step(
         run_id, key, branch_key, holder, token=token, with_ticket=context is None
     )
     if context is None and start.ticket is not None:
@@ -229,10 +246,20 @@ def _run_step(
         if finalize_if_complete(services, run_id, ended, ticket=context.ticket) is not None:
             _forget_run(run_id)
         return None, False
+    state_json = asdict(state)
+    inline = None
+    if budget.allows(successor):
+        inline = budget.holder(holder, number + 1, list(successor.args))
     _recorded, handed = registry.finish_step(
-        run_id, key, branch_key, result, asdict(state), handoff, holder
+        run_id, key, branch_key, result, state_json, handoff, holder, inline
     )
-    return (successor, False) if handed else (None, False)
+    if not handed:
+        return None, False
+    if inline is None:
+        return successor, False
+    # As begin_step would give it: the state as stored (a JSON copy), first attempt.
+    claim = StepStart("run", attempt=1, state=json.loads(json.dumps(state_json)))
+    return _Inlined(number + 1, successor.args[3], inline, claim)
 
 
 def _hand_on(
@@ -253,6 +280,15 @@ def _hand_on(
     ):
         return None, False
     return successor, False
+
+
+class _Inlined(NamedTuple):
+    """The next step, claimed by this task (``tasks.inline``): run it here."""
+
+    number: int
+    cursor: JSON
+    holder: StepHolder
+    claim: StepStart
 
 
 @dataclass(frozen=True)
