@@ -11,6 +11,11 @@ same keys, the same values), on a client the channel keeps; every other
 use of a client by the channel gets that kept client too (redis-py clients
 are thread-safe: each command takes a connection from the pool).
 
+Every URL a connection shows (Celery's worker banner, its "Connected to"
+and "Cannot connect to" lines) is the URL as given with only a password
+that is there masked: kombu writes ``:**@`` into every Redis URL it builds,
+also one without a password, which reads as if one were set and hidden.
+
 Only kombu's plain Redis transport (``redis://``, ``rediss://``, a unix
 socket) is adapted, and only without a global key prefix (pmrunner sets
 none): anything else is kombu's as it is.
@@ -108,6 +113,20 @@ class RunChannel(kombu_redis.Channel):
 
 class RunConnection(Connection):
     """A kombu connection whose plain Redis transport makes ``RunChannel`` channels."""
+
+    def as_uri(self, include_password: Any = False, mask: Any = "**", *args: Any) -> str:
+        """The connection's URL; a password, when there is one, is ``mask`` unless included.
+
+        Parameters:
+            include_password: show the password itself.
+            mask: what stands for the password when it is not shown.
+        """
+        # Only the URL kombu builds from its parts masks unconditionally; a URL
+        # it keeps as text (a socket, a transport that parses its own) is
+        # already shown with only a password that is there masked.
+        built_from_parts = not self.uri_prefix and not self.transport.can_parse_url
+        nothing_to_hide = built_from_parts and not self.password
+        return str(super().as_uri(include_password or nothing_to_hide, mask, *args))
 
     def create_transport(self) -> Any:
         transport = super().create_transport()  # type: ignore[no-untyped-call]
