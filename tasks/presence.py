@@ -35,7 +35,7 @@ _lock = threading.Lock()
 
 
 def serve_metrics(settings: Settings) -> bool:
-    """Serve ``/metrics`` on ``settings.metrics_port``; False when it is served already.
+    """Serve ``/metrics`` on ``settings.metrics_host:metrics_port``; False when served already.
 
     Raises ``OSError`` when the port cannot be listened on.
     """
@@ -43,10 +43,16 @@ def serve_metrics(settings: Settings) -> bool:
     with _lock:
         if port <= 0 or port in _serving:
             return False
-        start_metrics_server(port)
+        start_metrics_server(port, settings.metrics_host)
         _serving.add(port)
     register_cluster_metrics(settings, scrape_client(settings))
     return True
+
+
+def metrics_address(settings: Settings) -> str:
+    """Where the metrics server listens: ``host:port``, an IPv6 host in brackets."""
+    host = settings.metrics_host
+    return f"[{host}]:{settings.metrics_port}" if ":" in host else f"{host}:{settings.metrics_port}"
 
 
 def _serve_for(sender: Any) -> None:
@@ -56,10 +62,14 @@ def _serve_for(sender: Any) -> None:
     settings = settings_of(app)
     try:
         if serve_metrics(settings):
-            log.info("metrics served on :%d/metrics", settings.metrics_port)
+            log.info("metrics served on %s/metrics", metrics_address(settings))
     except OSError as error:  # the work goes on without metrics
         reason = error.strerror or str(error)
-        log.error("PMRUNNER_METRICS_PORT %d: cannot listen (%s)", settings.metrics_port, reason)
+        log.error(
+            "metrics on %s (PMRUNNER_METRICS_HOST, PMRUNNER_METRICS_PORT): cannot listen (%s)",
+            metrics_address(settings),
+            reason,
+        )
 
 
 @signals.worker_init.connect

@@ -33,8 +33,13 @@ SLOT_LAG = Histogram(
 RUNS_SWEPT = Counter("pmrunner_runs_swept_total", "Runs ended by the sweeper at their deadline")
 
 
-def start_metrics_server(port: int, address: str = "0.0.0.0") -> None:
-    """Serve ``/metrics`` on ``address:port`` from a background thread."""
+def start_metrics_server(port: int, address: str) -> None:
+    """Serve ``/metrics`` on ``address:port`` from a background thread.
+
+    Parameters:
+        port: the TCP port.
+        address: the address to listen on (``PMRUNNER_METRICS_HOST``).
+    """
     start_http_server(port, addr=address)
 
 

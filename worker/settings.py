@@ -60,6 +60,8 @@ class Settings:
         runner_id: this runner's name in logs and metrics.
         backfill_slots: after downtime, run at most this many missed slots (0: none).
         metrics_port: serve Prometheus metrics on this port (0: off).
+        metrics_host: the address the metrics server listens on (every
+            interface by default, so Prometheus can scrape from another host).
         extra_ca_certs: extra trusted CA certificates (PEM) for monitor runs.
         api_key: the key clients of the HTTP API send (``x-api-key``); never logged.
         api_host: the address ``pmrunner api`` listens on.
@@ -128,6 +130,7 @@ class Settings:
     runner_id: str | None = None
     backfill_slots: int = 0
     metrics_port: int = 0
+    metrics_host: str = "0.0.0.0"
     extra_ca_certs: Path | None = None
     api_key: str | None = field(default=None, repr=False)
     api_host: str = "127.0.0.1"

@@ -46,12 +46,14 @@ def served_lines(settings: Settings, node: str, queues: list[str]) -> list[str]:
         node: the worker's node name (``pmrunner@host``).
         queues: the queues the worker consumes.
     """
+    from tasks.presence import metrics_address
+
     if settings.api_key:
         api = f"http://{settings.api_host}:{settings.api_port} (x-api-key: PMRUNNER_API_KEY)"
     else:
         api = "off (set PMRUNNER_API_KEY to serve it)"
     if settings.metrics_port > 0:
-        metrics = f"http://0.0.0.0:{settings.metrics_port}/metrics"
+        metrics = f"http://{metrics_address(settings)}/metrics"
     else:
         metrics = "off (--metrics to serve them)"
     return [

@@ -133,8 +133,10 @@ def start_metrics(settings: Settings) -> None:
         serve_metrics(settings)
     except OSError as error:
         reason = error.strerror or str(error)
-        port = settings.metrics_port
-        raise ConfigurationError(f"--metrics-port {port}: cannot listen: {reason}") from None
+        port, host = settings.metrics_port, settings.metrics_host
+        raise ConfigurationError(
+            f"--metrics-port {port} on {host} (PMRUNNER_METRICS_HOST): cannot listen: {reason}"
+        ) from None
 
 
 def node_name(settings: Settings) -> str:
