@@ -128,6 +128,12 @@ class Collection(Node):
     children: list[Item | Folder] = field(default_factory=list)
     raw: JSON = field(default_factory=dict, repr=False)
 
+    def has_scripts(self) -> bool:
+        """Whether any script would run: of the collection, a folder or a request."""
+        return any(
+            item.script_chain("prerequest") or item.script_chain("test") for item in self.items()
+        )
+
     def items(self) -> Iterator[Item]:
         """Every request item, depth first, in collection order."""
         yield from _walk(self.children)

@@ -91,6 +91,7 @@ def run_collection(
     listener.run_started(run)
     try:
         with scripts_of_run(uuid.uuid4().hex, options.script_limits) as scripts:
+            scripts.wait_for_boots()  # see ContextPool.boot_ahead
             step = Step(collection, options, client, scripts)
             _iterate(run, step, state, items, iteration_data or [], listener)
     finally:

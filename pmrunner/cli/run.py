@@ -32,10 +32,15 @@ def execute(settings: RunSettings, stream: TextIO) -> Run:
         settings: the run command's settings.
         stream: where the cli reporter prints.
     """
+    inputs = load_inputs(settings)
+    if inputs.collection.has_scripts():
+        from runtime.sandbox.pool import default_pool
+
+        # The script context boots on V8's thread while the runtime loads.
+        default_pool().boot_ahead()
     from runtime.events import Listeners
     from runtime.runner import run_collection
 
-    inputs = load_inputs(settings)
     run = run_collection(
         inputs.collection,
         environment=inputs.environment,

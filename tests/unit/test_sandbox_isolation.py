@@ -140,3 +140,21 @@ def test_idle_contexts_are_closed_and_warm_ones_are_booted_ahead() -> None:
     assert pool.warm_up(timeout=60) == 2  # the filler replaced the one taken
     pool.configure(warm=0)
     pool.close()
+
+
+def test_a_context_booted_ahead_serves_the_next_run_and_only_it() -> None:
+    pool = ContextPool(capacity=3)
+    pool.boot_ahead()
+    pool.boot_ahead()  # one is ready or booting: no second
+    stats = pool.stats()
+    assert stats["fresh"] + stats["booting"] == 1
+    pool.wait_for_boots()
+    assert pool.stats()["booting"] == 0 and pool.stats()["fresh"] == 1
+    context = pool.acquire("run", ScriptLimits())
+    assert context.booted and context.boots == 1
+    assert pool.stats()["fresh"] + pool.stats()["booting"] == 0
+    pool.done("run")
+    other = pool.acquire("other run", ScriptLimits())
+    assert other is not context
+    pool.done("other run")
+    pool.close()
