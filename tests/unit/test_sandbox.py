@@ -159,6 +159,25 @@ def test_libraries_scripts_require(sandbox: SandboxContext) -> None:
     assert len(outcome.assertions) == 9
 
 
+def test_sdk_objects_and_scripts_get_random_v4_uuids(sandbox: SandboxContext) -> None:
+    outcome = run(
+        sandbox,
+        """
+        const uuid = require("uuid");
+        const v4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+        const ids = [pm.environment.id, pm.globals.id, pm.response.id];
+        for (let i = 0; i < 2000; i++) { ids.push(uuid.v4()); }
+        pm.test("all v4", () => ids.forEach(id => pm.expect(id).to.match(v4)));
+        pm.test("all distinct", () => pm.expect(new Set(ids).size).to.equal(ids.length));
+        const counts = {};
+        ids.forEach(id => id.replace(/-/g, "").split("")
+            .forEach(c => counts[c] = (counts[c] || 0) + 1));
+        pm.test("every hex digit", () => pm.expect(Object.keys(counts).length).to.equal(16));
+        """,
+    )
+    assert [a["passed"] for a in outcome.assertions] == [True] * 3, outcome.assertions
+
+
 def test_pm_info_and_console(sandbox: SandboxContext) -> None:
     outcome = run(
         sandbox,
@@ -182,6 +201,27 @@ def test_prerequest_changes_request_and_skips(sandbox: SandboxContext) -> None:
     )
     assert outcome.skip_request
     assert {"key": "X-Trace", "value": "1"} in outcome.request["header"]
+
+
+def test_result_carries_what_the_runner_reads(sandbox: SandboxContext) -> None:
+    outcome = run(
+        sandbox,
+        """
+        pm.environment.set("e", "1");
+        pm.visualizer.set("<b>{{x}}</b>", {x: 1});
+        pm.execution.setNextRequest("Next");
+        """,
+    )
+    assert outcome.scopes["environment"] == [{"type": "any", "value": "1", "key": "e"}]
+    assert set(outcome.scopes) == {"environment", "globals", "collectionVariables", "_variables"}
+    assert outcome.visualizer == {"template": "<b>{{x}}</b>", "data": {"x": 1}}
+    assert outcome.next_request == "Next"
+    # A test script cannot change the request: it is not serialised back.
+    assert outcome.request is None
+    changed = run(sandbox, 'pm.request.url.addQueryParams("a=1")', listen="prerequest")
+    assert changed.request is not None and changed.request["url"]["query"] == [
+        {"key": "a", "value": "1"}
+    ]
 
 
 def test_script_error_is_reported_and_context_survives(sandbox: SandboxContext) -> None:
