@@ -72,6 +72,10 @@ class Keys:
         """Sorted set: run ids of a monitor by start time (ms)."""
         return f"{self.prefix}monitor-runs:{monitor_uid}"
 
+    def monitor_runs_filled(self) -> str:
+        """Set once every run stored before monitors had an index is in its monitor's index."""
+        return f"{self.prefix}runs:monitor-index-filled"
+
     def monitor_run_counts(self) -> str:
         """Hash: ``<status>:<monitor uid>`` → monitor runs ever stored with that status."""
         return f"{self.prefix}runs:by-monitor"

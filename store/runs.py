@@ -12,6 +12,7 @@ every index.
 from __future__ import annotations
 
 import builtins
+import itertools
 import json
 import re
 import time
@@ -296,14 +297,17 @@ class RunStore:
                     yield json.loads(raw)
 
     def last_runs(self, monitor_uids: Iterable[str]) -> dict[str, JSON]:
-        """uid → the newest stored run of that monitor, for the monitors that have one."""
+        """uid → the newest stored run of that monitor, for the monitors that have one.
+
+        A monitor with no indexed run may have runs stored before monitors
+        had an index of their own: the first time that happens in a store,
+        every stored run is indexed under its monitor (``fill_monitor_indexes``).
+        """
         uids = builtins.list(dict.fromkeys(monitor_uids))
-        pipe = self.redis.pipeline(transaction=False)
-        for uid in uids:
-            pipe.zrevrange(self.keys.monitor_runs(uid), 0, LAST_RUN_CANDIDATES - 1)
-        newest = {
-            uid: [text(r) for r in ids] for uid, ids in zip(uids, pipe.execute(), strict=True)
-        }
+        newest, filled = self._newest_run_ids(uids)
+        if not filled and not all(newest.values()):
+            self.fill_monitor_indexes()
+            newest, _ = self._newest_run_ids(uids)
         wanted = [run_id for ids in newest.values() for run_id in ids]
         if not wanted:
             return {}
@@ -314,6 +318,38 @@ class RunStore:
             if raw is not None:
                 last[uid] = json.loads(raw)
         return last
+
+    def _newest_run_ids(
+        self, uids: builtins.list[str]
+    ) -> tuple[dict[str, builtins.list[str]], bool]:
+        """uid → its newest indexed run ids; and whether older runs were indexed already."""
+        pipe = self.redis.pipeline(transaction=False)
+        for uid in uids:
+            pipe.zrevrange(self.keys.monitor_runs(uid), 0, LAST_RUN_CANDIDATES - 1)
+        pipe.exists(self.keys.monitor_runs_filled())
+        *indexed, filled = pipe.execute()
+        newest = {uid: [text(r) for r in ids] for uid, ids in zip(uids, indexed, strict=True)}
+        return newest, bool(filled)
+
+    def fill_monitor_indexes(self) -> None:
+        """Index every stored run of a monitor under that monitor; then mark the store filled.
+
+        Runs stored before monitors had an index of their own are only in the
+        collection and all-runs indexes. One pass over the all-runs index, in
+        batches, puts them in their monitor's; the mark makes it the only
+        pass (``save`` indexes every later run). Two processes filling at once
+        add the same entries.
+        """
+        members = self.redis.zscan_iter(self.keys.all_runs(), count=SCAN_BATCH)
+        while batch := [(text(r), score) for r, score in itertools.islice(members, SCAN_BATCH)]:
+            reports = self.redis.mget([self.keys.report(run_id) for run_id, _ in batch])
+            pipe = self.redis.pipeline(transaction=False)
+            for (run_id, score), raw in zip(batch, reports, strict=True):
+                uid = monitor_uid(json.loads(raw)) if raw else None
+                if uid:
+                    pipe.zadd(self.keys.monitor_runs(uid), {run_id: score})
+            pipe.execute()
+        self.redis.set(self.keys.monitor_runs_filled(), "1")
 
     def find(self, run_id: str) -> JSON | None:
         """The run ``run_id``, or the one run whose id starts with it (6 characters at least).

@@ -92,6 +92,27 @@ def test_a_monitors_runs_are_indexed_and_leave_its_index_with_retention(
     assert store.find("nothing-like-it") is None
 
 
+def test_runs_stored_before_monitors_had_an_index_are_their_last_runs(
+    client: tuple[redis.Redis, Keys],
+) -> None:
+    redis_client, keys = client
+    store = RunStore(redis_client, keys)
+    for n in range(5):
+        store.save({**report(n), "monitor": {"uid": "m-a" if n < 3 else "m-b", "name": "M"}})
+    store.save(report(5))  # a run of no monitor
+    # As a store written before monitors had an index of their own holds them.
+    redis_client.delete(keys.monitor_runs("m-a"), keys.monitor_runs("m-b"))
+    redis_client.delete(keys.monitor_runs_filled())
+    last = store.last_runs(["m-a", "m-b", "m-none"])
+    assert {uid: r["id"] for uid, r in last.items()} == {"m-a": "run-2", "m-b": "run-4"}
+    # The pass filled every monitor's index with all its runs, and happens once.
+    assert [r["id"] for r in store.recent(monitor="m-a")] == ["run-2", "run-1", "run-0"]
+    assert redis_client.zcard(keys.monitor_runs("m-b")) == 2
+    assert not redis_client.exists(keys.monitor_runs(""), keys.monitor_runs("m-none"))
+    redis_client.delete(keys.monitor_runs("m-a"))
+    assert set(store.last_runs(["m-a", "m-b"])) == {"m-b"}
+
+
 def test_registry_caches_collections_by_content(client: tuple[redis.Redis, Keys]) -> None:
     registry = RunRegistry(*client)
     digest = registry.cache_collection({"info": {"name": "x"}}, "run-a", 60)
