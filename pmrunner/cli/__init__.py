@@ -12,47 +12,122 @@ unknown option, a missing argument) keeps click's exit 2.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from pmrunner import __version__
-from pmrunner.cli.api import api_command
-from pmrunner.cli.demo import demo_api_command
-from pmrunner.cli.distributed import execute_distributed, replay
-from pmrunner.cli.exports import exported_variable, variable_export, write_exports, write_json
-from pmrunner.cli.health import health_command
-from pmrunner.cli.inputs import (
-    POSTMAN_API_URL_ENV,
-    POSTMAN_UID,
-    RunInputs,
-    apply_overrides,
-    fetch_json_url,
-    input_secrets,
-    load_inputs,
-    load_variables,
-    postman_client,
-    source_of,
-)
-from pmrunner.cli.listing import monitors_group, runs_group
-from pmrunner.cli.options import (
-    BAIL_MODIFIERS,
-    COLOR_MODES,
-    RunCommand,
-    RunSettings,
-    bail_enabled,
-    color_mode,
-    existing_file,
-    existing_folder,
-    key_value_pairs,
-    normalise_bail,
-    optional_path,
-    run_options,
-    settings_from_params,
-    whole_number,
-)
-from pmrunner.cli.output import CommandError, use_color
-from pmrunner.cli.run import execute, parse_run_options, run_command
-from pmrunner.cli.runner import runner_group, start_command
-from pmrunner.cli.up import up_command
+
+if TYPE_CHECKING:
+    from pmrunner.cli.api import api_command
+    from pmrunner.cli.demo import demo_api_command
+    from pmrunner.cli.distributed import execute_distributed, replay
+    from pmrunner.cli.exports import exported_variable, variable_export, write_exports, write_json
+    from pmrunner.cli.health import health_command
+    from pmrunner.cli.inputs import (
+        POSTMAN_API_URL_ENV,
+        POSTMAN_UID,
+        RunInputs,
+        apply_overrides,
+        fetch_json_url,
+        input_secrets,
+        load_inputs,
+        load_variables,
+        postman_client,
+        source_of,
+    )
+    from pmrunner.cli.listing import monitors_group, runs_group
+    from pmrunner.cli.options import (
+        BAIL_MODIFIERS,
+        COLOR_MODES,
+        RunCommand,
+        RunSettings,
+        bail_enabled,
+        color_mode,
+        existing_file,
+        existing_folder,
+        key_value_pairs,
+        normalise_bail,
+        optional_path,
+        run_options,
+        settings_from_params,
+        whole_number,
+    )
+    from pmrunner.cli.output import CommandError, use_color
+    from pmrunner.cli.run import execute, parse_run_options, run_command
+    from pmrunner.cli.runner import runner_group, start_command
+    from pmrunner.cli.up import up_command
+
+# Each name of the package, and the module that defines it: imported on first
+# use, so that ``pmrunner run`` loads neither the worker's, the API's nor the
+# demo server's modules (about 20 ms of a local run's start).
+_EXPORTED_FROM = {
+    "api_command": "api",
+    "demo_api_command": "demo",
+    "execute_distributed": "distributed",
+    "replay": "distributed",
+    "exported_variable": "exports",
+    "variable_export": "exports",
+    "write_exports": "exports",
+    "write_json": "exports",
+    "health_command": "health",
+    **dict.fromkeys(
+        (
+            "POSTMAN_API_URL_ENV",
+            "POSTMAN_UID",
+            "RunInputs",
+            "apply_overrides",
+            "fetch_json_url",
+            "input_secrets",
+            "load_inputs",
+            "load_variables",
+            "postman_client",
+            "source_of",
+        ),
+        "inputs",
+    ),
+    "monitors_group": "listing",
+    "runs_group": "listing",
+    **dict.fromkeys(
+        (
+            "BAIL_MODIFIERS",
+            "COLOR_MODES",
+            "RunCommand",
+            "RunSettings",
+            "bail_enabled",
+            "color_mode",
+            "existing_file",
+            "existing_folder",
+            "key_value_pairs",
+            "normalise_bail",
+            "optional_path",
+            "run_options",
+            "settings_from_params",
+            "whole_number",
+        ),
+        "options",
+    ),
+    "CommandError": "output",
+    "use_color": "output",
+    "execute": "run",
+    "parse_run_options": "run",
+    "run_command": "run",
+    "runner_group": "runner",
+    "start_command": "runner",
+    "up_command": "up",
+}
+# The subcommands: name -> the package name of the command object.
+_COMMANDS = {
+    "run": "run_command",
+    "runner": "runner_group",
+    "api": "api_command",
+    "up": "up_command",
+    "demo-api": "demo_api_command",
+    "health": "health_command",
+    "runs": "runs_group",
+    "monitors": "monitors_group",
+}
 
 __all__ = [
     "BAIL_MODIFIERS",
@@ -103,20 +178,34 @@ __all__ = [
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def __getattr__(name: str) -> Any:
+    """The package's names, each imported from its module on first use."""
+    module = _EXPORTED_FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+class _Commands(click.Group):
+    """The ``pmrunner`` group: a subcommand's module is imported when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in _COMMANDS:
+            command = __getattr__(_COMMANDS[cmd_name])
+            self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="pmrunner")
 def pmrunner() -> None:
     """pmrunner: a self-hosted runner for Postman API monitors."""
-
-
-pmrunner.add_command(run_command)
-pmrunner.add_command(runner_group)
-pmrunner.add_command(api_command)
-pmrunner.add_command(up_command)
-pmrunner.add_command(demo_api_command)
-pmrunner.add_command(health_command)
-pmrunner.add_command(runs_group)
-pmrunner.add_command(monitors_group)
 
 
 def main() -> None:
