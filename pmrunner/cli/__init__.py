@@ -12,8 +12,11 @@ unknown option, a missing argument) keeps click's exit 2.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import TYPE_CHECKING, Any
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -210,4 +213,30 @@ def pmrunner() -> None:
 
 def main() -> None:
     """The ``pmrunner`` console script."""
-    pmrunner(prog_name="pmrunner")
+    try:
+        pmrunner(prog_name="pmrunner")
+    except SystemExit as end:
+        if _is_local_run(sys.argv[1:]):
+            _exit_now(end)
+        raise
+
+
+def _is_local_run(args: list[str]) -> bool:
+    return args[:1] == ["run"] and "--distributed" not in args
+
+
+def _exit_now(end: SystemExit) -> NoReturn:
+    """End a local run's process without tearing the interpreter down.
+
+    Once its reports are written and closed, a local run has nothing left
+    to do: no thread of its own runs on, no handler waits at exit. The
+    teardown of the modules and of V8 took some 35 ms of its start-to-exit.
+    """
+    code = end.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # what the interpreter does with a message
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe
+            stream.flush()
+    os._exit(code or 0)
