@@ -27,6 +27,7 @@ import click
 from pmrunner.cli.console import RunPrinter, monitor_lines, served_lines
 from pmrunner.cli.options import existing_file
 from pmrunner.cli.output import CommandError
+from pmrunner.cli.stopping import announce_stop, quiet_stop_worker
 from pmrunner.errors import ConfigurationError, PmrunnerError
 
 if TYPE_CHECKING:
@@ -157,14 +158,15 @@ def run_worker(settings: Settings, queues: list[str], concurrency: int) -> int:
     """Run the worker with its embedded scheduler until it is stopped; its exit code.
 
     Celery's banner and per-task lines stay off (warnings still show); the
-    ``RunPrinter`` prints one line per run this process reports instead.
+    ``RunPrinter`` prints one line per run this process reports instead, and
+    a stop prints one line of its own (``pmrunner.cli.stopping``).
     """
     from tasks.context import Services
     from worker.app import create_app
 
     app = create_app(settings)
     RunPrinter(Services.of(app).store.get, click.echo, color=True).connect()
-    worker = app.Worker(
+    worker = quiet_stop_worker(app.Worker)(
         beat=True,
         pool="threads",
         concurrency=concurrency,
@@ -191,7 +193,8 @@ def exit_cleanly_on_stop_signals() -> None:
     does, instead of killing the process with Redis left running.
     """
 
-    def stop(_signum: int, _frame: Any) -> None:
+    def stop(signum: int, _frame: Any) -> None:
+        announce_stop(signal.Signals(signum).name)
         raise SystemExit(0)
 
     if threading.current_thread() is threading.main_thread():

@@ -28,6 +28,7 @@ RUN_LINE = re.compile(
     r"^\d\d:\d\d:\d\d .+: (finished|failed), assertions \d+ passed / \d+ failed,"
     r" \d+ requests, \d+ ms"
 )
+STOP_LINE = "stopping (Ctrl-C): requests in progress finish first"
 CELERY_NOISE = re.compile(r"Task pmrunner\.|Sending due task|mingle|beat: Starting|\[tasks\]")
 
 
@@ -77,6 +78,9 @@ def test_runner_start_says_what_it_serves_then_one_line_per_run(
         output = terminal.output()
     finally:
         code, seconds = terminal.interrupt()
+    # After Ctrl-C: runs that were finishing, then pmrunner's one stop line, nothing of Celery's.
+    stopping = [line for line in terminal.output()[len(output) :].splitlines() if line.strip()]
+    assert [line for line in stopping if not RUN_LINE.match(line)] == [STOP_LINE], stopping
     host = socket.gethostname()
     assert f"pmrunner worker pmrunner@{host}, queues net.{settings.default_network}" in output
     assert "%h" not in output

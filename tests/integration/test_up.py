@@ -23,6 +23,7 @@ from tests.integration.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 API_KEY = "key-for-the-up-test"
+STOP_LINE = "stopping (SIGTERM): requests in progress finish first"
 TEST_SCRIPT = 'pm.test("ok", () => pm.response.to.be.ok);'
 
 
@@ -151,7 +152,11 @@ def test_up_runs_monitors_on_its_own_redis_and_keeps_history(tmp_path: Path, bas
         wait_for(lambda: runs_total(api_port) > seen, second, log)
     finally:
         assert stop(second) == 0
-    assert API_KEY not in log.read_text()
+    output = log.read_text()
+    assert API_KEY not in output
+    # Each stop said so in pmrunner's one line; Celery's own shutdown lines stayed out.
+    assert output.count(STOP_LINE) == 2, output[-3000:]
+    assert "shutdown" not in output and "worker:" not in output, output[-3000:]
 
 
 @pytest.mark.parametrize("delay", [0.5, 1.5, 3.0])
@@ -168,6 +173,7 @@ def test_a_stop_while_up_is_starting_exits_cleanly(
     wait_until_it_catches_sigterm(process)
     time.sleep(delay)
     assert stop(process) == 0, log.read_text()[-3000:]
+    assert log.read_text().count(STOP_LINE) == 1, log.read_text()[-3000:]
     deadline = time.monotonic() + 10
     while embedded_servers(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
