@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -56,7 +57,7 @@ import psutil  # noqa: E402
 import redis  # noqa: E402
 
 from bench.common import find_newman  # noqa: E402
-from tests.echo_server import serve  # noqa: E402
+from tests.echo_server import EchoHandler, serve  # noqa: E402
 
 BATCH = 500
 TIMEOUT = 600.0
@@ -87,6 +88,53 @@ def collection(requests: int, path: str = "/get", script: list[str] | None = Non
             for n in range(requests)
         ],
     }
+
+
+class Flights:
+    """Requests to ``/delay/`` in flight at the echo server, as (time, +1 or -1) events."""
+
+    lock = threading.Lock()
+    events: list[tuple[float, int]] = []
+
+    @classmethod
+    def take(cls) -> list[tuple[float, int]]:
+        """The events so far, emptying the log."""
+        with cls.lock:
+            events, cls.events = cls.events, []
+        return events
+
+    @staticmethod
+    def summary(events: list[tuple[float, int]]) -> tuple[float, int]:
+        """Mean (over the time from the first arrival to the last answer) and most in flight."""
+        if not events:
+            return 0.0, 0
+        events.sort()
+        level = most = 0
+        area = 0.0
+        for (at, delta), (following, _) in zip(events, [*events[1:], events[-1]], strict=True):
+            level += delta
+            most = max(most, level)
+            area += level * (following - at)
+        span = events[-1][0] - events[0][0]
+        return (area / span if span > 0 else float(most)), most
+
+
+class CountingHandler(EchoHandler):
+    """The echo server's handler, logging delayed requests in flight (``Flights``)."""
+
+    def _route(self) -> None:
+        if not self.path.startswith("/delay/"):
+            super()._route()
+            return
+        with Flights.lock:
+            Flights.events.append((time.time(), 1))
+        try:
+            super()._route()
+        finally:
+            with Flights.lock:
+                Flights.events.append((time.time(), -1))
+
+    do_GET = _route
 
 
 @contextlib.contextmanager
@@ -213,6 +261,8 @@ class Bench:
         if len(run.executions) != requests or run.failed or run.finished_at is None:
             raise SystemExit(f"run {run_id} went wrong: {report['status']}")
         return {
+            "started": run.started_at.timestamp(),
+            "finished": run.finished_at.timestamp(),
             "seconds": (run.finished_at - run.started_at).total_seconds(),
             "cpu": cpu,
             "commands": commands,
@@ -257,7 +307,7 @@ def main() -> int:
     repeat = max(options.repeat, 1)
     newman = find_newman(options.newman)
     missed: list[str] = []
-    with tempfile.TemporaryDirectory() as scratch_dir, serve() as base:
+    with tempfile.TemporaryDirectory() as scratch_dir, serve(handler=CountingHandler) as base:
         scratch = Path(scratch_dir)
         with private_redis(scratch) as url:
             env = {
@@ -315,13 +365,28 @@ def measure(
     print(line + f"   Redis commands per request {median(scripted, 'commands'):5.1f}")
 
     for requests in (100, 1000):
-        rows = [bench.run(collection(requests, path="/delay/50")) for _ in range(repeat)]
+        rows = []
+        for _ in range(repeat):
+            Flights.take()
+            row = bench.run(collection(requests, path="/delay/50"))
+            events = Flights.take()
+            row["in flight"], row["most in flight"] = Flights.summary(events)
+            row["head"] = min(at for at, _ in events) - row["started"]
+            row["tail"] = row["finished"] - max(at for at, _ in events)
+            rows.append(row)
         seconds = statistics.median(row["seconds"] for row in rows)
+        mean_flight = statistics.median(row["in flight"] for row in rows)
+        most_flight = int(max(row["most in flight"] for row in rows))
+        busy = statistics.median(row["cpu"] / row["seconds"] for row in rows)
         ideal = math.ceil(requests / workers.threads) * 0.05
         ratio = seconds / ideal
         print(
             f"{requests:5} independent requests at 50 ms   run {seconds:6.2f} s"
             f"   ideal {ideal:5.2f} s   {ratio:4.2f}x the ideal (target <= 1.5x)"
+            f"   in flight mean {mean_flight:4.1f} max {most_flight:3}"
+            f"   worker CPU {busy:4.2f} cores"
+            f"   first request after {statistics.median(row['head'] for row in rows):4.2f} s,"
+            f" report {statistics.median(row['tail'] for row in rows):4.2f} s after the last"
         )
         if ratio > 1.5:
             missed.append(f"{requests} independent")

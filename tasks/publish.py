@@ -32,7 +32,8 @@ from celery.utils.nodenames import anon_nodename
 
 from store.launch import SENT_AT, Op
 from tasks.messages import FINALIZE_RUN
-from worker.queues import SENT_AT_HEADER
+from worker.queues import SENT_AT_HEADER, priority_list
+from worker.roles import REPORT_PRIORITY
 
 # Stands in for the send time until the batch is sent (JSON-encoded, it is SENT_AT).
 SENT_AT_VALUE = json.loads(SENT_AT)
@@ -65,11 +66,16 @@ def chord_ops(app: Celery, run_id: str, steps: list[StepMessage], control_queue:
         steps: the header, one message per branch.
         control_queue: the callback's queue.
     """
-    callback = app.signature(FINALIZE_RUN, (run_id,), queue=control_queue, immutable=True)
+    # The callback's priority travels in its signature: the worker that ends the chord sends it.
+    callback = app.signature(
+        FINALIZE_RUN, (run_id,), queue=control_queue, priority=REPORT_PRIORITY, immutable=True
+    )
     if not steps:
         callback_id = str(uuid.uuid4())
-        message = _message(app, callback_id, FINALIZE_RUN, (run_id,), control_queue, None)
-        return [("LPUSHSENT", control_queue, message)]
+        message = _message(
+            app, callback_id, FINALIZE_RUN, (run_id,), control_queue, None, REPORT_PRIORITY
+        )
+        return [("LPUSHSENT", priority_list(control_queue, REPORT_PRIORITY), message)]
     group_id = str(uuid.uuid4())
     callback.freeze(str(uuid.uuid4()), group_id=group_id, root_id=None)
     chord = dict(callback)
@@ -103,9 +109,10 @@ def _message(
     args: tuple[Any, ...],
     queue: str,
     argsrepr: str | None,
+    priority: int = 0,
     **chord_options: Any,
 ) -> str:
-    """One task message, as kombu's Redis transport stores it in the queue's list."""
+    """One task message, as kombu's Redis transport stores it in the list of ``priority``."""
     registered = app.tasks.get(task)
     headers, properties, body, _ = app.amqp.as_task_v2(
         task_id,
@@ -132,7 +139,7 @@ def _message(
             **properties,
             "delivery_mode": 2,
             "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
+            "priority": priority,
             "body_encoding": "base64",
             "delivery_tag": str(uuid.uuid4()),
         },

@@ -20,7 +20,14 @@ from typing import Any
 import redis
 from celery import signals
 
-__all__ = ["SENT_AT_HEADER", "QueueState", "queue_states", "stamp_sent_at"]
+__all__ = [
+    "SENT_AT_HEADER",
+    "QueueState",
+    "priority_list",
+    "priority_lists",
+    "queue_states",
+    "stamp_sent_at",
+]
 
 SENT_AT_HEADER = "pmrunner_sent_at"
 # kombu's Redis transport: a queue's lists per priority step (0 is the queue itself).
@@ -51,9 +58,12 @@ class QueueState:
 
 def priority_lists(queue: str) -> list[str]:
     """The Redis lists that hold a queue's messages, one per priority step."""
-    return [
-        queue if step == 0 else f"{queue}{_PRIORITY_SEPARATOR}{step}" for step in _PRIORITY_STEPS
-    ]
+    return [priority_list(queue, step) for step in _PRIORITY_STEPS]
+
+
+def priority_list(queue: str, priority: int) -> str:
+    """The Redis list of a queue's messages of ``priority`` (one of kombu's steps)."""
+    return queue if priority == 0 else f"{queue}{_PRIORITY_SEPARATOR}{priority}"
 
 
 def queue_states(

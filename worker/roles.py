@@ -8,6 +8,16 @@ queue                  carries                                     consumed by
                        work that any host can do
 =====================  ==========================================  =====================
 
+Request steps come before reports. A run's report (``finalize_run``, the
+chord callback) is sent at :data:`REPORT_PRIORITY`, kombu's lowest priority
+on Redis: the transport keeps it in a list of its own
+(``<prefix>control\x06\x169``), and every ``BRPOP`` of a worker names the
+lists of priority 0 of all its queues before any list of a lower priority.
+So when a thousand runs start together, a worker takes their first steps
+before the reports of those that already ended; a report waits only while
+request steps wait in a queue that worker consumes. Steps routed to the
+control queue (pre-request scripts that pick the host) keep priority 0.
+
 Every worker reaches Redis, so every worker takes run bookkeeping: a
 deployment of subnet workers alone (``-Q net.a``), with nothing on the
 default network, still reports its runs. A worker adds the control queue to
@@ -29,11 +39,19 @@ CONTROL_TASKS = (
     FINALIZE_RUN,
     "pmrunner.retry_monitor_run",
 )
+# kombu's Redis transport serves priority 0 first and 9 last (the reverse of AMQP).
+REPORT_PRIORITY = 9
+PRIORITIES = {FINALIZE_RUN: REPORT_PRIORITY}
 
 
-def control_routes(settings: Settings) -> dict[str, dict[str, str]]:
-    """Celery ``task_routes``: bookkeeping tasks go to the control queue."""
-    return {name: {"queue": settings.control_queue} for name in CONTROL_TASKS}
+def control_routes(settings: Settings) -> dict[str, dict[str, str | int]]:
+    """Celery ``task_routes``: bookkeeping tasks go to the control queue, reports last."""
+    routes: dict[str, dict[str, str | int]] = {}
+    for name in CONTROL_TASKS:
+        routes[name] = {"queue": settings.control_queue}
+        if name in PRIORITIES:
+            routes[name]["priority"] = PRIORITIES[name]
+    return routes
 
 
 def settings_of(app: Celery) -> Settings:

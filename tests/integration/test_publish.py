@@ -16,6 +16,7 @@ from store.launch import Launch, Launcher
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN
 from tasks.publish import StepMessage, chord_ops
 from worker.queues import SENT_AT_HEADER
+from worker.roles import REPORT_PRIORITY
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -53,7 +54,13 @@ def test_prebuilt_chord_messages_are_celerys_own(app: Celery, settings: Settings
         app.signature(EXECUTE_REQUEST, args, queue=celery_queue, argsrepr=f"r{n}", kwargsrepr="{}")
         for n, args in enumerate(branches)
     ]
-    callback = app.signature(FINALIZE_RUN, ("run-1",), queue=settings.control_queue, immutable=True)
+    callback = app.signature(
+        FINALIZE_RUN,
+        ("run-1",),
+        queue=settings.control_queue,
+        priority=REPORT_PRIORITY,
+        immutable=True,
+    )
     try:
         chord(header, callback, app=app).apply_async()
         steps = [

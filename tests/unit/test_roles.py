@@ -21,7 +21,7 @@ def test_bookkeeping_goes_to_the_control_queue_of_the_prefix() -> None:
     settings = Settings(key_prefix="corp:")
     assert settings.control_queue == "corp:control"
     routes = control_routes(settings)
-    assert routes["pmrunner.finalize_run"] == {"queue": "corp:control"}
+    assert routes["pmrunner.finalize_run"] == {"queue": "corp:control", "priority": 9}
     assert "pmrunner.execute_request" not in routes
 
 
