@@ -45,6 +45,7 @@ from tasks.finalize import finalize_if_complete
 from tasks.handover import PREPARED, resume_prepared, save_prepared
 from tasks.inline import InlineBudget
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, step_key, step_queue
+from tasks.report_order import report_later
 from worker.metrics import REQUESTS_EXECUTED
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,8 @@ def _run_step(
         # The branch ends here: recording the step counts the branch, in one round trip.
         ended = registry.finish_branch(run_id, key, branch_key, result, asdict(state), holder)
         if ended is None:  # whoever recorded it (a twin, the resolver) counts the branch
+            return None, False
+        if report_later(services, run_id, ended, context.ticket):
             return None, False
         if finalize_if_complete(services, run_id, ended, ticket=context.ticket) is not None:
             _forget_run(run_id)
@@ -534,15 +537,19 @@ def _record_internal_error(
 
 @shared_task(bind=True, name=FINALIZE_RUN, acks_late=True)
 def finalize_run(self: Task, run_id: str) -> JSON | None:
-    """The chord callback: report the run if every branch has ended.
+    """The chord callback, or the report a busy worker left for later: report the run
+    if every branch has ended.
 
-    The last branch to end has usually reported the run already (the ``NX``
-    guard makes this a no-op then). A duplicate delivery can complete the
-    chord early: then the last step, the lost-worker resolution or the
-    sweeper at the deadline reports it instead.
+    On an idle worker the last branch to end has reported the run already
+    (the ``NX`` guard makes this a no-op then). A duplicate delivery can
+    complete the chord early: then the last step, the lost-worker resolution
+    or the sweeper at the deadline reports it instead.
     """
     services = Services.of(self.app)
-    report = finalize_if_complete(services, run_id) or services.store.get(run_id)
+    report = finalize_if_complete(services, run_id)
+    if report is not None:
+        _forget_run(run_id)
+    report = report or services.store.get(run_id)
     if report is None and services.registry.ticket(run_id) is None:
         return None  # no such run (another cluster's, or long gone)
     return run_outcome(run_id, report)
