@@ -201,7 +201,10 @@ class HttpClient:
 
         Each is in the JSON form of ``runtime.cookies`` (its name is ``key``).
         """
-        matching = cookies_for_url(self._session.cookies, self._policy, normalize_url(url))
+        jar = self._session.cookies
+        if next(iter(jar), None) is None:
+            return []  # before each script: an empty jar needs no URL parsed
+        matching = cookies_for_url(jar, self._policy, normalize_url(url))
         return [cookie_to_json(cookie) for cookie in matching]
 
     def close(self) -> None:
