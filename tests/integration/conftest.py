@@ -54,10 +54,26 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield embedded.url
 
 
+def remove_test_keys(settings: Settings) -> None:
+    """Delete what a test wrote under its key prefix, and its default network's queue."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        for key in client.scan_iter(f"{settings.key_prefix}*", count=1000):
+            client.delete(key)
+        client.delete(settings.queue_for(settings.default_network))
+    finally:
+        client.close()
+
+
 @pytest.fixture()
-def settings(redis_url: str, tmp_path: Path) -> Settings:
+def settings(redis_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a key prefix and default network of the test's own, removed after it.
+
+    Whatever the test runs with them (the app, a subprocess given their
+    ``PMRUNNER_*`` variables) writes under that prefix.
+    """
     tag = uuid.uuid4().hex[:8]
-    return Settings(
+    test_settings = Settings(
         redis_url=redis_url,
         default_network=f"d{tag}",
         key_prefix=f"pmrtest:{tag}:",
@@ -65,15 +81,14 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         sweep_interval=1,
         data_dir=tmp_path,
     )
+    yield test_settings
+    remove_test_keys(test_settings)
 
 
 @pytest.fixture()
-def app(settings: Settings) -> Iterator[Celery]:
-    celery_app = create_app(settings)
-    yield celery_app
-    client = redis.Redis.from_url(settings.redis_url)
-    for key in client.scan_iter(f"{settings.key_prefix}*"):
-        client.delete(key)
+def app(settings: Settings) -> Celery:
+    """The Celery app on the test's settings (their fixture removes its keys)."""
+    return create_app(settings)
 
 
 @contextmanager
