@@ -4,18 +4,52 @@ A collector that reads shared state (the monitor source's health, the stored
 run counts) is registered in Prometheus's default registry the first time it
 is asked for; later calls only point it at the newest lookup, so a process
 that serves several settings (tests, an API beside a worker) never registers
-it twice.
+it twice. ``ScrapedCollector`` is what such a collector is built on.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
+import redis
 from prometheus_client import REGISTRY
+from prometheus_client.metrics_core import Metric
 
-__all__ = ["LookupCollector", "register_scraped"]
+__all__ = ["LookupCollector", "ScrapedCollector", "register_scraped"]
+
+Figures = TypeVar("Figures")
+
+
+class ScrapedCollector(Generic[Figures]):
+    """A collector that reads its figures through ``lookup`` each time it is scraped.
+
+    A subclass says which metric families the figures make (``families``).
+    With Redis away the collector yields nothing: ``/health`` says so, and the
+    process's other metrics are still served.
+
+    Args:
+        lookup: reads the figures (from Redis, as a rule) when scraped.
+    """
+
+    def __init__(self, lookup: Callable[[], Figures]) -> None:
+        self.lookup = lookup
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            figures = self.lookup()
+        except (redis.RedisError, OSError):
+            return
+        yield from self.families(figures)
+
+    def families(self, figures: Figures) -> Iterable[Metric]:
+        """The metric families ``figures`` make.
+
+        Parameters:
+            figures: what ``lookup`` read.
+        """
+        raise NotImplementedError
 
 
 class LookupCollector(Protocol):

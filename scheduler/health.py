@@ -24,7 +24,7 @@ from typing import Any
 import redis
 from prometheus_client.core import GaugeMetricFamily
 
-from pmrunner.scraped import register_scraped
+from pmrunner.scraped import ScrapedCollector, register_scraped
 
 __all__ = [
     "STATES",
@@ -144,7 +144,7 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class SourceHealthCollector:
+class SourceHealthCollector(ScrapedCollector[SourceHealth | None]):
     """Prometheus metrics of the source's state, read when scraped, so they agree with /health.
 
     - ``pmrunner_monitor_source_healthy``: 1 while the state is ``healthy``;
@@ -155,14 +155,8 @@ class SourceHealthCollector:
         lookup: the current health, or None when no source is configured.
     """
 
-    def __init__(self, lookup: Callable[[], SourceHealth | None]) -> None:
-        self.lookup = lookup
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            health = self.lookup() or SourceHealth("none")
-        except (redis.RedisError, OSError):
-            return
+    def families(self, found: SourceHealth | None) -> Iterator[GaugeMetricFamily]:
+        health = found or SourceHealth("none")
         yield GaugeMetricFamily(
             "pmrunner_monitor_source_healthy",
             "1 while the monitor source is healthy (as /health says)",

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from pmrunner.errors import PmrunnerError
-from pmrunner.scraped import register_scraped
+from pmrunner.scraped import ScrapedCollector, register_scraped
 from scheduler.catalog_source import CatalogSource
 from scheduler.health import SourceHealth, register_source_metrics
 from store import Keys, RunStore
@@ -101,21 +101,14 @@ def read_cluster(client: redis.Redis, settings: Settings) -> ClusterState:
     return ClusterState(consumers, queue_states(client, watched_queues(settings, consumers)))
 
 
-class ClusterCollector:
+class ClusterCollector(ScrapedCollector[ClusterState]):
     """Queue and worker gauges, read from Redis when scraped.
 
     Args:
         lookup: the cluster's state now (``read_cluster``).
     """
 
-    def __init__(self, lookup: Callable[[], ClusterState]) -> None:
-        self.lookup = lookup
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            state = self.lookup()
-        except (redis.RedisError, OSError):
-            return  # Redis is away: /health says so; the other metrics are still served
+    def families(self, state: ClusterState) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "pmrunner_queue_depth", "Messages waiting in the queue", labels=["queue"]
         )
@@ -142,21 +135,16 @@ class ClusterCollector:
         )
 
 
-class RunMetricsCollector:
+class RunMetricsCollector(ScrapedCollector[RunMetrics]):
     """Request latency and assertion failures of every stored run, read when scraped.
 
     Args:
         lookup: the counts stored runs added (``read_run_metrics``).
     """
 
-    def __init__(self, lookup: Callable[[], RunMetrics]) -> None:
-        self.lookup = lookup
-
-    def collect(self) -> Iterator[HistogramMetricFamily | CounterMetricFamily]:
-        try:
-            metrics = self.lookup()
-        except (redis.RedisError, OSError):
-            return
+    def families(
+        self, metrics: RunMetrics
+    ) -> Iterator[HistogramMetricFamily | CounterMetricFamily]:
         latency = HistogramMetricFamily(
             "pmrunner_request_duration_seconds",
             "Response time of the requests of stored runs, by monitor (empty: none) and network",

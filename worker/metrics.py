@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import redis
 from prometheus_client import Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily
 
-from pmrunner.scraped import register_scraped
+from pmrunner.scraped import ScrapedCollector, register_scraped
 
 RUNS_FINISHED = Counter(
     "pmrunner_runs_finished_total", "Runs reported, by outcome and source", ["status", "source"]
@@ -43,21 +42,14 @@ def start_metrics_server(port: int, address: str) -> None:
     start_http_server(port, addr=address)
 
 
-class MonitorRunsCollector:
+class MonitorRunsCollector(ScrapedCollector[dict[tuple[str, str], int]]):
     """``pmrunner_monitor_runs_total{monitor, status}``, read from the run store when scraped.
 
     Args:
         lookup: (monitor uid, status) → runs stored (``RunStore.monitor_run_counts``).
     """
 
-    def __init__(self, lookup: Callable[[], dict[tuple[str, str], int]]) -> None:
-        self.lookup = lookup
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        try:
-            counts = self.lookup()
-        except (redis.RedisError, OSError):
-            return  # Redis is away: /health says so; the other metrics are still served
+    def families(self, counts: dict[tuple[str, str], int]) -> Iterator[CounterMetricFamily]:
         runs = CounterMetricFamily(
             "pmrunner_monitor_runs",
             "Monitor runs stored by every process (started or not), by monitor and status",
