@@ -25,6 +25,7 @@ from pmrunner.cli import pmrunner
 from tests.collections.outcomes import MANIFEST, expected, outcomes, run_arguments
 from tests.echo_server import serve
 from tests.integration.conftest import in_process_worker
+from tests.unit.cli_options_helpers import single_error_line
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -58,15 +59,6 @@ def invoke(*args: str) -> Result:
 def structure(output: str) -> list[str]:
     """The cli report's item, folder and assertion lines (no timings or sizes)."""
     return [line.rstrip() for line in output.splitlines() if STRUCTURE.match(line)]
-
-
-def single_error_line(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.mark.parametrize("name", sorted(MANIFEST))

@@ -36,6 +36,7 @@ from tests.fakes.fake_postman import FakePostman
 from tests.integration.conftest import ROOT
 from tests.integration.scheduler_helpers import health_collection, write_monitors
 from tests.integration.terminal_helpers import kill_group
+from tests.unit.cli_options_helpers import single_error_line
 from worker.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -259,15 +260,6 @@ def start(monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
     for name in [name for name in os.environ if name.startswith("PMRUNNER_")]:
         monkeypatch.delenv(name)
     return CliRunner().invoke(pmrunner, ["runner", "start", *args], catch_exceptions=False)
-
-
-def single_error_line(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def test_nothing_to_run_is_one_error_line(monkeypatch: pytest.MonkeyPatch) -> None:
