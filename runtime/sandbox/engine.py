@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 import time
 import uuid
@@ -102,7 +101,6 @@ _bootcode_lock = threading.Lock()
 _create_lock = threading.Lock()
 _bootcode: str | None = None
 _host_code: str | None = None
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _host_shim() -> str:
@@ -299,7 +297,7 @@ class SandboxContext:
                 send = f"__pmHost.send({literal})"
             codes.insert(0, prefix + send)
         answers = isolate.eval_all(codes, deadline)
-        turns: list[JSON] = [json.loads(answer) for answer in answers[-TURNS_PER_BATCH:]]
+        turns: list[JSON] = [_json_of(answer) for answer in answers[-TURNS_PER_BATCH:]]
         return turns
 
     # -- executing scripts -----------------------------------------------
@@ -461,11 +459,24 @@ def _js_string(value: Any, attachment_key: str) -> tuple[str, list[bytes]]:
         texts.append(text)
         return {attachment_key: len(texts) - 1}
 
-    literal = json.dumps(json.dumps(value, ensure_ascii=False, default=attach), ensure_ascii=False)
-    if not literal.isascii() and _LONE_SURROGATE.search(literal):
+    try:
+        # orjson: a fifth of json's time for a one-line test's context.
+        literal = orjson.dumps(orjson.dumps(value, default=attach).decode()).decode()
+    except orjson.JSONEncodeError:
+        # Lone surrogates (which UTF-8 cannot carry), integers past 64 bits,
+        # keys that are not strings: json escapes, converts and writes them
+        # (and raises attach's TypeError again for what cannot go).
         texts.clear()
         literal = json.dumps(json.dumps(value, default=attach))
     return literal, texts
+
+
+def _json_of(text: str) -> Any:
+    """The value of a JSON text from the sandbox (orjson; json for what orjson refuses)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # an escaped lone surrogate, which JSON.stringify may write
 
 
 def _error_json(error: Any) -> JSON:

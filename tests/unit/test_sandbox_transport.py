@@ -83,3 +83,32 @@ def test_a_body_apart_leaves_the_rest_of_the_context_as_it_was(sandbox: SandboxC
         timeout_ms=20000,
     )
     assert outcome.console == [("log", "kept 200000 200 text/plain")]
+
+
+def test_values_orjson_refuses_still_go_both_ways(sandbox: SandboxContext) -> None:
+    # A lone surrogate, an integer past 64 bits and a non-string key go to V8
+    # as json writes them; a lone surrogate comes back from V8 as it went.
+    outcome = sandbox.execute(
+        listen="test",
+        source="""
+        const d = pm.iterationData.toObject();
+        console.log(d.big === 1180591620717411303424, d.odd.length, d.odd.charCodeAt(1));
+        console.log(d.odd);
+        """,
+        context={**scopes(), "data": {"big": 2**70, "odd": "a\ud800b", 7: "seven"}},
+        services=RecordingServices(),
+        timeout_ms=20000,
+    )
+    assert not outcome.errors, outcome.errors
+    assert outcome.console == [("log", "true 3 55296"), ("log", "a\ud800b")]
+
+
+def test_what_cannot_go_to_the_sandbox_is_refused(sandbox: SandboxContext) -> None:
+    with pytest.raises(TypeError, match="object cannot go to the sandbox"):
+        sandbox.execute(
+            listen="test",
+            source="1",
+            context={**scopes(), "data": {"x": object()}},
+            services=RecordingServices(),
+            timeout_ms=20000,
+        )
