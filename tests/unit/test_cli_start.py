@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pmrunner.cli
 
-# What only the other commands use: the demo server, the worker, the API, the store.
+# What only the other commands (the demo server, the worker, the API, the store), the
+# configuration files (YAML) and the other reporters use.
 NOT_FOR_A_LOCAL_RUN = (
     "pmrunner.cli.demo",
     "pmrunner.cli.runner",
@@ -18,6 +19,10 @@ NOT_FOR_A_LOCAL_RUN = (
     "pmrunner.cli.listing",
     "pmrunner.cli.distributed",
     "http.server",
+    "yaml",
+    "runtime.reporters.junit",
+    "runtime.reporters.html",
+    "xml.etree.ElementTree",
     "celery",
     "redis",
     "starlette",
