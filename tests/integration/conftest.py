@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import redis
-from celery import Celery
+from celery import Celery, signals
 from celery.contrib.testing.worker import start_worker
 
 import tasks.notify
@@ -55,12 +55,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def remove_test_keys(settings: Settings) -> None:
-    """Delete what a test wrote under its key prefix, and its default network's queue."""
+    """Delete what a test wrote under its key prefix, and its queues with kombu's bindings.
+
+    Celery's results expire on their own; the queues of the test's own default
+    network and control queue, and kombu's records of them, would not.
+    """
     client = redis.Redis.from_url(settings.redis_url)
+    queues = [settings.queue_for(settings.default_network), settings.control_queue]
     try:
         for key in client.scan_iter(f"{settings.key_prefix}*", count=1000):
             client.delete(key)
-        client.delete(settings.queue_for(settings.default_network))
+        for queue in queues:
+            client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
     finally:
         client.close()
 
@@ -93,17 +99,29 @@ def app(settings: Settings) -> Celery:
 
 @contextmanager
 def in_process_worker(app: Celery, queues: list[str], concurrency: int = 8) -> Iterator[Any]:
-    """A real Celery worker (threads pool) in this process, consuming ``queues``."""
-    with start_worker(
-        app,
-        pool="threads",
-        concurrency=concurrency,
-        queues=queues,
-        perform_ping_check=False,
-        loglevel="WARNING",
-        shutdown_timeout=30,
-    ) as worker:
-        yield worker
+    """A real Celery worker (threads pool) in this process, consuming ``queues``.
+
+    Celery's test worker ends with a cold shutdown, which sends no
+    ``worker_shutdown``: sent here, as a worker process sends it when it
+    stops, it ends the worker's heartbeat, upkeep and queue announcements,
+    which would otherwise go on writing under the test's prefix after it.
+    """
+    stopping: list[Any] = []
+    try:
+        with start_worker(
+            app,
+            pool="threads",
+            concurrency=concurrency,
+            queues=queues,
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=30,
+        ) as worker:
+            stopping.append(worker)
+            yield worker
+    finally:
+        for stopped in stopping:
+            signals.worker_shutdown.send(sender=stopped)
 
 
 class ChildProcess:
