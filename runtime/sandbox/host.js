@@ -505,14 +505,13 @@ var __pmHost;
                 }
             }
         },
-        // One turn of the loop Python runs: hand over the messages gathered
-        // so far and, unless one of them needs Python first, run the timers
-        // that are due (their promise jobs run before the next turn, which
-        // gathers what they produced). `timer` is the delay to the next
+        // One turn of the loop Python runs: unless a message gathered so far
+        // needs Python first, run the timers that are due; then hand over the
+        // messages gathered (their promise jobs run before the next turn,
+        // which gathers what they produced). `timer` is the delay to the next
         // timer (-1: none; 0 after timers ran: turn again at once). While
         // held, no timer runs (see `held`).
         turn: function () {
-            var messages = arrayJoin(arraySplice(outbox, 0), ',');
             var ran = false;
             if (wakeNeeded) { held = true; }
             if (!held && timers.length && nextTimerDelay() === 0) {
@@ -522,7 +521,13 @@ var __pmHost;
                 } catch (error) {
                     post('__host_error', [errorToJSON(isError(error) ? error : new Error(StringOf(error)))]);
                 }
+                // A timer asked Python for something: the turns after this
+                // one leave the script where it is until Python answers.
+                if (wakeNeeded) { held = true; }
             }
+            // What the timers posted goes with this turn: a one-line test
+            // script's result comes on the second turn, not the third.
+            var messages = arrayJoin(arraySplice(outbox, 0), ',');
             wakeNeeded = false;
             return '{"timer":' + (ran ? 0 : nextTimerDelay()) + ',"messages":[' + messages + ']}';
         },

@@ -224,6 +224,27 @@ def test_result_carries_what_the_runner_reads(sandbox: SandboxContext) -> None:
     ]
 
 
+def test_a_one_line_test_script_takes_one_batch_of_three_evaluations(
+    sandbox: SandboxContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dispatch, a turn that runs the sandbox's first timer, and a turn
+    # whose timer sends the result: one wake of V8's thread for the script.
+    from runtime.sandbox.isolate import Isolate
+
+    batches: list[int] = []
+    eval_all = Isolate.eval_all
+
+    def counting(self: Isolate, codes: Any, deadline: float) -> Any:
+        batches.append(len(codes))
+        return eval_all(self, codes, deadline)
+
+    run(sandbox, "1")  # booted before counting
+    monkeypatch.setattr(Isolate, "eval_all", counting)
+    outcome = run(sandbox, 'pm.test("status", () => pm.response.to.have.status(200));')
+    assert [a["passed"] for a in outcome.assertions] == [True]
+    assert batches == [3]
+
+
 def test_script_error_is_reported_and_context_survives(sandbox: SandboxContext) -> None:
     outcome = run(sandbox, 'throw new TypeError("boom")')
     assert outcome.errors[0]["name"] == "TypeError"
