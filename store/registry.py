@@ -318,6 +318,7 @@ class RunRegistry:
         handoff: tuple[str, str, list[Any]] | None,
         holder: StepHolder,
         inline: StepHolder | None = None,
+        sent: str = "",
     ) -> tuple[bool, bool]:
         """Record a step's result and state and claim its successor, in one round trip.
 
@@ -330,10 +331,12 @@ class RunRegistry:
 
         ``inline``: this worker runs the next step itself, as this holder;
         the call then also begins it (as ``begin_step`` would, attempt 1) and
-        handed says that it did.
+        handed says that it did. ``sent``: the method of its request, which
+        goes out before anything else runs (no pre-request script); noted as
+        ``mark_sent`` would, so the step's request needs no call of its own.
         """
         recorded, handed, _ended = self._finish_step(
-            run_id, step_key, branch_key, result, state, handoff, holder, inline=inline
+            run_id, step_key, branch_key, result, state, handoff, holder, inline=inline, sent=sent
         )
         return recorded, handed
 
@@ -368,6 +371,7 @@ class RunRegistry:
         *,
         ends_branch: bool = False,
         inline: StepHolder | None = None,
+        sent: str = "",
     ) -> tuple[bool, bool, int]:
         next_key, next_queue, next_args = handoff if handoff is not None else ("", "", None)
         entry = ""
@@ -380,7 +384,12 @@ class RunRegistry:
                 inline.task_id,
                 json.dumps({"worker": inline.worker, "queue": inline.queue}),
                 entry_field(run_id, next_key),
-                json.dumps({**inline.entry, "phase": "started"}),
+                json.dumps(
+                    {**inline.entry, "phase": "sent", "method": sent}
+                    if sent
+                    else {**inline.entry, "phase": "started"}
+                ),
+                sent,
             ]
         recorded, handed, ended = self._finish(
             keys=[

@@ -46,8 +46,10 @@ return {'run', ticket, attempts, state, note}
 # ARGV: step key, result, branch key, state, expiry, next step key ("" for
 # none), next queue, task id, entry field, entry ("" to drop it), "1" when
 # the branch ends with this step; then, when this worker runs the next step
-# itself (inlined), its holder id, started (JSON: worker, queue), entry field
-# and entry (ARGV[12] "" otherwise).
+# itself (inlined), its holder id, started (JSON: worker, queue), entry field,
+# entry (ARGV[12] "" otherwise) and the method its request goes out with when
+# nothing runs before it (no pre-request script: noted as sent here, as
+# MARK_SENT would, so the step needs no round trip of its own; "" otherwise).
 # Returns {recorded, handed, ended}: ended is how many branches have ended
 # when this step ended its branch (-1 otherwise, or when nothing was
 # recorded); a retried call of the same task answers as the first one did.
@@ -82,6 +84,7 @@ if ARGV[6] ~= '' then
         if inline ~= '' then
             redis.call('HSET', KEYS[5], ARGV[6] .. ':owner', inline,
                 ARGV[6] .. ':attempts', 1, ARGV[6] .. ':started', ARGV[13])
+            if ARGV[16] ~= '' then redis.call('HSET', KEYS[5], ARGV[6] .. ':sent', ARGV[16]) end
         end
     elseif redis.call('HGET', KEYS[5], ARGV[6] .. ':handed') == ARGV[8] then
         handed = 1

@@ -12,6 +12,13 @@ runs it at once in the same thread: no message, no consumer, no second
   name it (phase ``started``) from that instant, so a worker lost while
   running it has it resolved like any other (sent again with a token, or
   reported as outcome unknown after an unsafe request);
+- when its request is the first thing it does (no pre-request script, which
+  could change or skip it), the same call notes that request as sent, with
+  its method, as ``mark_sent`` would just before sending: so an inlined
+  step costs one round trip to Redis (recording it), not two. A worker lost
+  between that call and the send has its step resolved as one lost after
+  sending (a safe request retried and flagged, an unsafe one reported as
+  outcome unknown), as one lost while connecting already is;
 - the compare-and-set on the holder stays: a worker taken for lost that
   comes back finds the step taken over and writes nothing, sends nothing;
 - a step for another queue (another network, the control queue) is still
@@ -31,11 +38,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from celery.worker import state as worker_state
 
-from store.registry import StepHolder
+from store.registry import StepHolder, StepStart
+
+if TYPE_CHECKING:
+    from scheduler.planner import Branch
+    from tasks.context import RunContext
+
+JSON = dict[str, Any]
 
 # A task runs inlined steps for at most this long after it started (one more
 # step may begin just before the budget ends; steps are bounded by their timeouts).
@@ -88,6 +101,28 @@ class InlineBudget:
             "token": "",
         }
         return StepHolder(current.worker, task_id, current.queue, entry)
+
+
+class Inlined(NamedTuple):
+    """The next step, claimed by this task (``tasks.inline``): run it here."""
+
+    number: int
+    cursor: JSON
+    holder: StepHolder
+    claim: StepStart
+    sent: str  # the method already noted as sent for it ("" for none)
+
+
+def method_sent_first(context: RunContext, branch: Branch, cursor: JSON) -> str:
+    """The method of the item at ``cursor`` when its request is the first thing its step
+    does (no pre-request script, which could change or skip it); "" otherwise."""
+    item = context.item(context.position(branch, cursor)[0])
+    if item.script_chain("prerequest"):
+        return ""
+    method = item.request.get("method") if isinstance(item.request, dict) else None
+    if method in (None, ""):
+        return "GET"
+    return method.upper() if isinstance(method, str) and method.isalpha() else ""
 
 
 def _worker_stopping() -> bool:

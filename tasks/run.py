@@ -19,19 +19,16 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 
 from pmrunner.errors import StepTakenOver
-from runtime.exchange import HttpResponse, OutgoingRequest
-from runtime.http_client import HttpClient
-from runtime.options import RunOptions
+from runtime.exchange import OutgoingRequest
 from runtime.results import Execution, ScriptError
 from runtime.runner import find_item
 from runtime.sandbox.pool import default_pool
@@ -43,9 +40,10 @@ from tasks.context import RunContext, Services, contexts
 from tasks.egress import with_egress
 from tasks.finalize import finalize_if_complete
 from tasks.handover import PREPARED, resume_prepared, save_prepared
-from tasks.inline import InlineBudget
+from tasks.inline import InlineBudget, Inlined, method_sent_first
 from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, step_key, step_queue
 from tasks.report_order import report_later
+from tasks.tracked_client import client_for_this_thread
 from worker.metrics import REQUESTS_EXECUTED
 
 log = logging.getLogger(__name__)
@@ -98,19 +96,21 @@ def execute_request(
     holder = holder_of(self, [run_id, branch_key, number, cursor], token)
     budget = InlineBudget(holder.task_id, holder.queue if not self.request.is_eager else "")
     begun: StepStart | None = None  # set for a step this task claimed itself (inlined)
+    noted = ""  # the method an inlined step's claim noted as sent
     while True:
         key = step_key(branch_key, number)
         try:
             outcome = _run_step(
-                services, run_id, branch_key, number, cursor, holder, token, budget, begun
+                services, run_id, branch_key, number, cursor, holder, token, budget, begun, noted
             )
         except Exception as error:
             log.exception("step %s of run %s failed inside pmrunner", key, run_id)
             _record_internal_error(services, run_id, branch_key, number, cursor, error, holder)
             outcome = (None, True)
-        if not isinstance(outcome, _Inlined):
+        if not isinstance(outcome, Inlined):
             break
-        number, cursor, holder, begun, token = (*outcome, "")
+        number, cursor, holder, begun, noted = outcome
+        token = ""
     successor, ended = outcome
     if successor is not None:
         try:
@@ -168,12 +168,14 @@ def _run_step(
     token: str,
     budget: InlineBudget,
     begun: StepStart | None = None,
-) -> tuple[Any, bool] | _Inlined:
+    noted: str = "",
+) -> tuple[Any, bool] | Inlined:
     """Run the step.
 
     Returns the next step's signature (or None) and whether the branch ended
     here, or the next step when this task runs it itself (``tasks.inline``;
-    ``begun`` is then its claim, made with this step's result). A duplicate
+    ``begun`` is then its claim, made with this step's result, and ``noted``
+    the method that claim noted as sent). A duplicate
     delivery of a finished step runs nothing again, and hands the branch on
     only if the first delivery did not get to; a duplicate of a step that
     another delivery is running is dropped.
@@ -222,7 +224,7 @@ def _run_step(
             raise StepTakenOver(f"step {key} was resolved, or its run ended, before it was sent")
 
     next_cursor = _execute(
-        services, context, branch, cursor, state, execution, (key, holder.queue), sent
+        services, context, branch, cursor, state, execution, (key, holder.queue), (sent, noted)
     )
     if isinstance(next_cursor, _Handover):  # its own pre-request scripts moved the request
         handover = uuid.uuid4().hex  # only the delivery it goes to may run the step now
@@ -250,11 +252,12 @@ def _run_step(
             _forget_run(run_id)
         return None, False
     state_json = asdict(state)
-    inline = None
+    inline, noted_next = None, ""
     if budget.allows(successor):
         inline = budget.holder(holder, number + 1, list(successor.args))
+        noted_next = method_sent_first(context, branch, successor.args[3])
     _recorded, handed = registry.finish_step(
-        run_id, key, branch_key, result, state_json, handoff, holder, inline
+        run_id, key, branch_key, result, state_json, handoff, holder, inline, noted_next
     )
     if not handed:
         return None, False
@@ -262,7 +265,7 @@ def _run_step(
         return successor, False
     # As begin_step would give it: the state as stored (a JSON copy), first attempt.
     claim = StepStart("run", attempt=1, state=json.loads(json.dumps(state_json)))
-    return _Inlined(number + 1, successor.args[3], inline, claim)
+    return Inlined(number + 1, successor.args[3], inline, claim, noted_next)
 
 
 def _hand_on(
@@ -285,15 +288,6 @@ def _hand_on(
     return successor, False
 
 
-class _Inlined(NamedTuple):
-    """The next step, claimed by this task (``tasks.inline``): run it here."""
-
-    number: int
-    cursor: JSON
-    holder: StepHolder
-    claim: StepStart
-
-
 @dataclass(frozen=True)
 class _Handover:
     """The step goes on in another network's queue (``cursor`` is marked prepared)."""
@@ -309,17 +303,19 @@ def _execute(
     state: RunState,
     execution: Execution,
     where: tuple[str, str],
-    on_send: Callable[[OutgoingRequest], None],
+    sending: tuple[Callable[[OutgoingRequest], None], str],
 ) -> JSON | _Handover | None:
     """Run the item with ``state``; return the cursor of the branch's next step.
 
     When the item's own pre-request scripts moved its request to a host that
     another network reaches, the step stops after them and is handed over.
     The requests leave under this worker's egress policy for the step's network.
-    ``where`` is the step's key and the queue it came from; ``on_send`` is
-    told of each request before it goes out (see ``TrackedClient``).
+    ``where`` is the step's key and the queue it came from; ``sending`` is
+    what is told of each request before it goes out (see ``TrackedClient``)
+    and the method already noted as sent for the step ("" for none).
     """
     key, queue = where
+    on_send, noted = sending
     item = context.item(execution.item_id)
     execution.item_name = item.name
     execution.path = item.path
@@ -332,7 +328,7 @@ def _execute(
     client = client_for_this_thread(options)
     client.jar.clear()  # the jar is the run's, and it travels in the state
     client.import_cookies(state.cookies)
-    client.begin_step(on_send)
+    client.begin_step(on_send, noted)
     step = Step(
         context.collection,
         options,
@@ -362,51 +358,6 @@ def _execute(
         return None
     following = int(cursor["index"]) + 1
     return {"index": following} if following < len(branch.steps) else None
-
-
-_local = threading.local()
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-
-class TrackedClient(HttpClient):
-    """An HTTP client that tells ``on_send`` before a request goes out.
-
-    The step notes in Redis that its request was sent (and with which
-    method), so a worker lost afterwards is never taken to have sent
-    nothing: its unsafe requests are not sent twice. Noted once per step,
-    and again when an unsafe method follows a safe one.
-    """
-
-    on_send: Callable[[OutgoingRequest], None] | None = None
-    _noted: str | None = None
-
-    def send(self, request: OutgoingRequest, **options: Any) -> HttpResponse:
-        if self.on_send is not None:
-            method = request.method.upper()
-            if self._noted is None or (self._noted in SAFE_METHODS and method not in SAFE_METHODS):
-                self.on_send(request)
-                self._noted = method
-        return super().send(request, **options)
-
-    def begin_step(self, on_send: Callable[[OutgoingRequest], None] | None) -> None:
-        """Start tracking a new step's sends (None: stop tracking)."""
-        self.on_send, self._noted = on_send, None
-
-
-def client_for_this_thread(options: RunOptions) -> TrackedClient:
-    """An HTTP client per worker thread and run options.
-
-    Reusing it keeps connections (and TLS sessions) open from one step to the
-    next; the cookie jar is emptied around every step, since cookies belong to
-    the run and travel in its state.
-    """
-    clients: dict[RunOptions, TrackedClient] = _local.__dict__.setdefault("clients", {})
-    client = clients.get(options)
-    if client is None:
-        if len(clients) >= 8:
-            clients.pop(next(iter(clients))).close()
-        client = clients[options] = TrackedClient(options)
-    return client
 
 
 def _dynamic_next(

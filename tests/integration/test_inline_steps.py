@@ -95,7 +95,7 @@ def test_inlined_steps_report_exactly_as_steps_sent_through_the_broker(
 ) -> None:
     services = Services.of(app)
     environment = VariableFile("env", "env-1", [{"key": "baseUrl", "value": base_url}])
-    reports, holders = [], []
+    reports, holders, noted = [], [], []
     with in_process_worker(app, [settings.queue_for(settings.default_network)]):
         for steps in (inline.INLINE_STEPS, 0):  # inlined, then every step through the broker
             monkeypatch.setattr(inline, "INLINE_STEPS", steps)
@@ -104,6 +104,8 @@ def test_inlined_steps_report_exactly_as_steps_sent_through_the_broker(
             assert report is not None
             reports.append(report)
             holders.append(owners(services, run_id))
+            progress = services.registry.progress(run_id)
+            noted.append([progress.get(f"b0:{n}:sent") for n in range(STEPS)])
     inlined, brokered = reports
     assert comparable(inlined) == comparable(brokered)
     assert all(a["passed"] for e in inlined["run"]["executions"] for a in e["assertions"])
@@ -112,7 +114,10 @@ def test_inlined_steps_report_exactly_as_steps_sent_through_the_broker(
     # step is its own delivery, under the task id it took over.
     first = holders[0][0]
     assert holders[0][1:] == [f"{first}/{n}" for n in range(1, STEPS)]
-    assert not any("/" in holder for holder in holders[1])  # (each replaced the one before)
+    assert not any("/" in holder for holder in holders[1])
+    assert (
+        noted[0] == ["GET"] * STEPS == noted[1]
+    )  # noted with the claim, or on sending  # (each replaced the one before)
 
 
 def test_a_step_for_another_queue_is_not_inlined(
@@ -133,12 +138,14 @@ def test_a_step_for_another_queue_is_not_inlined(
     assert not late.allows(Signature(queue="net.a"))
 
 
-def test_an_inlined_step_is_held_from_the_instant_the_step_before_is_recorded(
-    app: Celery, settings: Settings, base_url: str
-) -> None:
-    """Recording step 0 claims step 1 for its inlined holder in the same call: the worker
-    holds step 1 (phase started) and no longer step 0. Lost before step 1's request went
-    out, step 1 is sent again; the lost worker coming back can neither send nor record it."""
+def ghost_inlines_step_1(
+    app: Celery, settings: Settings, base_url: str, sent: str
+) -> tuple[str, StepHolder, StepHolder, inline.InlineBudget]:
+    """The ghost worker runs step 0 of a run and records it, claiming step 1 inlined
+    (``sent``: the method noted with the claim); its heartbeat is about to lapse.
+
+    Returns the run id, the ghost's delivery of step 0, its inlined step 1 and its budget.
+    """
     services = Services.of(app)
     registry = services.registry
     environment = VariableFile("env", "env-1", [{"key": "baseUrl", "value": base_url}])
@@ -149,31 +156,39 @@ def test_an_inlined_step_is_held_from_the_instant_the_step_before_is_recorded(
     entry = {"args": args, "queue": queue, "tag": "tag-0", "task": "task-0", "token": ""}
     ghost = StepHolder(GHOST, "task-0", queue, entry)
     services.workers.heartbeat(GHOST, 0.05)
-    assert registry.begin_step(
-        run_id, "b0:0", "b0", ghost, token="", with_ticket=False
-    ).outcome == ("run")
+    start = registry.begin_step(run_id, "b0:0", "b0", ghost, token="", with_ticket=False)
+    assert start.outcome == "run"
     budget = inline.InlineBudget("task-0", queue)
     next_args = [run_id, "b0", 1, {"index": 1}]
     step_1 = budget.holder(ghost, 1, next_args)
     result = {"executions": [], "next": {"index": 1}}
     handoff = ("b0:1", queue, next_args)
-    assert registry.finish_step(run_id, "b0:0", "b0", result, {}, handoff, ghost, step_1) == (
-        True,
-        True,
-    )
+    for _ in range(2):  # a retried call of the same delivery answers the same, claims no more
+        finished = registry.finish_step(
+            run_id, "b0:0", "b0", result, {}, handoff, ghost, step_1, sent
+        )
+        assert finished == (True, True)
+        progress = registry.progress(run_id)
+        assert progress["b0:1:owner"] == "task-0/1" and progress["b0:1:attempts"] == 1
+        assert progress.get("b0:1:sent") == (sent or None)
     held = services.workers.held(GHOST)
-    assert list(held) == [f"{run_id}|b0:1"]
-    assert held[f"{run_id}|b0:1"]["phase"] == "started"
+    assert list(held) == [f"{run_id}|b0:1"]  # step 1 only: step 0 is recorded
     assert held[f"{run_id}|b0:1"]["task"] == "task-0/1"
-    progress = registry.progress(run_id)
-    assert progress["b0:1:owner"] == "task-0/1" and progress["b0:1:attempts"] == 1
-    # A retried call of the same delivery answers the same, and claims nothing more.
-    assert registry.finish_step(run_id, "b0:0", "b0", result, {}, handoff, ghost, step_1) == (
-        True,
-        True,
-    )
-    assert registry.progress(run_id)["b0:1:attempts"] == 1
+    assert held[f"{run_id}|b0:1"]["phase"] == ("sent" if sent else "started")
     time.sleep(0.1)
+    return run_id, ghost, step_1, budget
+
+
+def test_an_inlined_step_is_held_from_the_instant_the_step_before_is_recorded(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    """Recording step 0 claims step 1 for its inlined holder in the same call: the worker
+    holds step 1 (phase started) and no longer step 0. Lost before step 1's request went
+    out, step 1 is sent again; the lost worker coming back can neither send nor record it."""
+    services = Services.of(app)
+    registry = services.registry
+    queue = settings.queue_for(settings.default_network)
+    run_id, _ghost, step_1, budget = ghost_inlines_step_1(app, settings, base_url, "")
     assert resolve_lost(services, GHOST) == 1
     progress = registry.progress(run_id)
     assert str(progress["b0:1:owner"]).startswith("token:")
@@ -195,6 +210,26 @@ def test_an_inlined_step_is_held_from_the_instant_the_step_before_is_recorded(
     executions = report["run"]["executions"]
     assert [e["item_name"] for e in executions] == [f"s{n}" for n in range(1, STEPS)]
     assert executions[0]["attempt"] == 2
+
+
+def test_an_unsafe_request_noted_with_its_claim_is_never_sent_again(
+    app: Celery, settings: Settings, base_url: str
+) -> None:
+    """An inlined step whose request is the first thing it does is noted as sent in the
+    call that claims it (no round trip of its own): lost then, its POST is reported as
+    outcome unknown and not sent again, as after any other noted send."""
+    services = Services.of(app)
+    queue = settings.queue_for(settings.default_network)
+    run_id, _ghost, _step_1, _budget = ghost_inlines_step_1(app, settings, base_url, "POST")
+    assert resolve_lost(services, GHOST) == 1
+    assert not [m for m in services.registry.redis.lrange(queue, 0, -1) if b"step=b0:1" in m]
+    report = services.store.get(run_id)  # its only branch ended there: reported at once
+    assert report is not None
+    [step_1, *rest] = report["run"]["executions"]
+    assert step_1["item_name"] == "s1"
+    assert step_1["errors"][0]["name"] == "OutcomeUnknown"
+    assert "was lost after sending it (POST)" in step_1["errors"][0]["message"]
+    assert rest and all(e["errors"][0]["name"] == "RunIncomplete" for e in rest)
 
 
 def killed_mid_step_run(app: Celery, base_url: str, tag: str, method: str) -> str:

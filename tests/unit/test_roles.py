@@ -8,7 +8,7 @@ from celery import Celery
 from pmrunner.errors import ConfigurationError
 from runtime.exchange import OutgoingRequest
 from runtime.options import RunOptions
-from tasks.run import TrackedClient
+from tasks.tracked_client import TrackedClient
 from tests.servers import LoopbackServer
 from worker.app import create_app
 from worker.roles import consume_control_queue, control_routes
