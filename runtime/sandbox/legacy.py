@@ -17,6 +17,7 @@ a miss would break a script.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # postman-sandbox's LEGACY_GLOBS, what its legacy setup adds besides them
 # (liquid-json as JSON), and what can reach them without naming them.
@@ -48,6 +49,7 @@ _NAMED = re.compile(r"(?<![\w$])(?:" + "|".join(map(re.escape, LEGACY_NAMES)) + 
 _ESCAPE = re.compile(r"\\u")
 
 
+@lru_cache(maxsize=512)  # a run's scripts come back with every request
 def uses_legacy_api(source: str) -> bool:
     """Whether ``source`` may use a legacy global (so the sandbox must set them up).
 
