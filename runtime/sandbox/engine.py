@@ -30,6 +30,7 @@ from runtime.options import ScriptLimits
 from runtime.sandbox.bundle import installed_bundle
 from runtime.sandbox.isolate import Isolate
 from runtime.sandbox.legacy import uses_legacy_api
+from runtime.sandbox.wire import js_string, json_of
 from runtime.variables import SECRET_TYPE_SHIM
 
 JSON = dict[str, Any]
@@ -288,7 +289,7 @@ class SandboxContext:
         assert isolate is not None
         codes = ["__pmHost.turn()"] * TURNS_PER_BATCH
         if dispatches is not None:
-            literal, texts = _js_string(dispatches, self._attachment_key)
+            literal, texts = js_string(dispatches, self._attachment_key)
             if texts:
                 holder = isolate.eval("__pmHost.attachments", deadline)
                 for index, text in enumerate(texts):
@@ -298,7 +299,7 @@ class SandboxContext:
                 send = f"__pmHost.send({literal})"
             codes.insert(0, prefix + send)
         answers = isolate.eval_all(codes, deadline)
-        turns: list[JSON] = [_json_of(answer) for answer in answers[-TURNS_PER_BATCH:]]
+        turns: list[JSON] = [json_of(answer) for answer in answers[-TURNS_PER_BATCH:]]
         return turns
 
     # -- executing scripts -----------------------------------------------
@@ -321,7 +322,7 @@ class SandboxContext:
             source: the script's JavaScript.
             context: the sandbox context (request, response, variable scopes, data, cookies).
                 Its ``bytes`` values are UTF-8 texts, handed to V8 apart from
-                the JSON (large bodies: see ``_js_string``).
+                the JSON (large bodies: see ``wire.js_string``).
             services: where ``pm.sendRequest`` and cookie-jar calls go.
             timeout_ms: the script's time limit (0: the limits' default). It
                 covers the timers, promises and ``pm.sendRequest`` calls the
@@ -441,43 +442,6 @@ class SandboxContext:
             _apply_result(outcome, args[0], args[1] if len(args) > 1 else None)
             return True
         return False
-
-
-def _js_string(value: Any, attachment_key: str) -> tuple[str, list[bytes]]:
-    """``value`` as JSON, in a JavaScript string literal (for ``JSON.parse``).
-
-    ``bytes`` in ``value`` are UTF-8 texts (large bodies): each is left out of
-    the JSON, named ``{attachment_key: index}`` there, and returned in the
-    list, to be handed to V8 as a string of its own (``Isolate.set_text``).
-    Non-ASCII text stays as it is (escaping it would multiply its size by
-    six, twice); lone surrogates, which UTF-8 cannot carry to V8, are escaped.
-    """
-    texts: list[bytes] = []
-
-    def attach(text: object) -> JSON:
-        if not isinstance(text, bytes):
-            raise TypeError(f"{type(text).__name__} cannot go to the sandbox")
-        texts.append(text)
-        return {attachment_key: len(texts) - 1}
-
-    try:
-        # orjson: a fifth of json's time for a one-line test's context.
-        literal = orjson.dumps(orjson.dumps(value, default=attach).decode()).decode()
-    except orjson.JSONEncodeError:
-        # Lone surrogates (which UTF-8 cannot carry), integers past 64 bits,
-        # keys that are not strings: json escapes, converts and writes them
-        # (and raises attach's TypeError again for what cannot go).
-        texts.clear()
-        literal = json.dumps(json.dumps(value, default=attach))
-    return literal, texts
-
-
-def _json_of(text: str) -> Any:
-    """The value of a JSON text from the sandbox (orjson; json for what orjson refuses)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)  # an escaped lone surrogate, which JSON.stringify may write
 
 
 def _error_json(error: Any) -> JSON:
