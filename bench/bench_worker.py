@@ -172,14 +172,18 @@ def private_redis(scratch: Path) -> Iterator[str]:
 class Workers:
     """``processes`` worker subprocesses of ``threads`` threads each."""
 
-    def __init__(self, env: dict[str, str], processes: int, threads: int) -> None:
+    def __init__(
+        self, env: dict[str, str], processes: int, threads: int, pool: str = "threads"
+    ) -> None:
         from worker.app import worker_command
 
         queue = "net." + env["PMRUNNER_DEFAULT_NETWORK"]
         self.threads = processes * threads
+        argv = worker_command([queue], concurrency=threads)
+        argv[argv.index("-P") + 1] = pool
         self.children = [
             subprocess.Popen(
-                worker_command([queue], concurrency=threads, name=f"bench{n}@%h"),
+                [*argv, "-n", f"bench{n}@%h"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -191,11 +195,15 @@ class Workers:
         self.processes = [psutil.Process(child.pid) for child in self.children]
 
     def cpu(self) -> float:
-        """User + system CPU seconds of the workers (and their children) so far."""
+        """User + system CPU seconds of the workers and their children so far (running or not)."""
         total = 0.0
         for process in self.processes:
             times = process.cpu_times()
             total += times.user + times.system + times.children_user + times.children_system
+            for child in process.children(recursive=True):  # prefork's pool processes
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = child.cpu_times()
+                    total += times.user + times.system
         return total
 
     def rss(self) -> float:
@@ -302,6 +310,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--processes", type=int, default=1, help="worker processes")
     parser.add_argument("--threads", type=int, default=32, help="threads per worker")
+    parser.add_argument(
+        "--pool", default="threads", help="Celery pool (threads; prefork: --threads children)"
+    )
     parser.add_argument("--soak", type=int, default=10_000, help="requests of the RSS soak")
     options = parser.parse_args()
     repeat = max(options.repeat, 1)
@@ -316,7 +327,7 @@ def main() -> int:
                 "PMRUNNER_KEY_PREFIX": "pmrbench:",
                 "PMRUNNER_DEFAULT_NETWORK": "bench",
             }
-            workers = Workers(env, options.processes, options.threads)
+            workers = Workers(env, options.processes, options.threads, options.pool)
             try:
                 missed = measure(Bench(env, workers, base), newman, base, scratch, options, repeat)
             finally:

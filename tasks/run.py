@@ -497,7 +497,11 @@ def finalize_run(self: Task, run_id: str) -> JSON | None:
     or the sweeper at the deadline reports it instead.
     """
     services = Services.of(self.app)
-    report = finalize_if_complete(services, run_id)
+    registry = services.registry
+    report = None
+    # Reported already (the usual case for the chord's callback): the ticket need not be read.
+    if not registry.redis.exists(registry.keys.run_final(run_id)):
+        report = finalize_if_complete(services, run_id)
     if report is not None:
         _forget_run(run_id)
     report = report or services.store.get(run_id)
