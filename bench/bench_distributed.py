@@ -246,13 +246,6 @@ def part_sequence(repeat: int) -> None:
         f"  distributed {distributed:6.2f} ms   local {local_median:6.2f} ms   "
         f"overhead per hop {overhead:5.2f} ms ({verdict} the 3 ms target)"
     )
-    # A distributed step's start is stored to the millisecond, so the median is whole
-    # milliseconds; the mean over every hop is finer (and counts the slow ones too).
-    mean_distributed, mean_local = statistics.mean(hops_distributed), statistics.mean(hops_local)
-    print(
-        f"  mean: distributed {mean_distributed:6.2f} ms   local {mean_local:6.2f} ms   "
-        f"overhead per hop {mean_distributed - mean_local:5.2f} ms"
-    )
 
 
 def main() -> int:
