@@ -12,9 +12,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from celery import Celery
 
 from runtime.loading import VariableFile
@@ -44,6 +46,11 @@ def base_url() -> Iterator[str]:
         yield url
 
 
+def prev_check(n: int) -> str:
+    """A test that step ``n`` was sent with the variable step ``n - 1`` set."""
+    return f'pm.test("prev", () => {EXPECT}(pm.response.json().args.prev).to.equal("{n - 1}"));'
+
+
 def chained_sequence() -> JSON:
     """Each step checks the variable the step before set; a cookie travels from step 2 on."""
     items = []
@@ -53,10 +60,7 @@ def chained_sequence() -> JSON:
             url = "{{baseUrl}}/cookies/set?c=two"
         checks = [f'pm.environment.set("v", "{n}");']
         if 0 < n != 2:
-            checks.append(
-                f'pm.test("prev", () => {EXPECT}(pm.response.json().args.prev)'
-                f'.to.equal("{n - 1}"));'
-            )
+            checks.append(prev_check(n))
         if n > 2:
             checks.append(
                 f'pm.test("cookie", () => {EXPECT}(pm.cookies.get("c")).to.equal("two"));'
@@ -118,6 +122,62 @@ def test_inlined_steps_report_exactly_as_steps_sent_through_the_broker(
     assert (
         noted[0] == ["GET"] * STEPS == noted[1]
     )  # noted with the claim, or on sending  # (each replaced the one before)
+
+
+def test_a_hop_to_another_network_goes_through_its_queue(
+    app: Celery, settings: Settings, base_url: str, tmp_path: Path
+) -> None:
+    """Steps 0-1 and 4 go to the default network, 2-3 to another (by host): a step runs
+    inlined only after a step of its own network; the others are sent to their queue."""
+    other = f"lo{settings.default_network}"
+    networks = tmp_path / "networks.yaml"
+    networks.write_text(
+        yaml.safe_dump({"default": settings.default_network, "networks": {other: ["localhost"]}})
+    )
+    routed = replace(settings, networks_file=networks)
+    routed_app = create_app(routed)
+    services = Services.of(routed_app)
+    port = base_url.rsplit(":", 1)[1]
+    hosts = ["127.0.0.1", "127.0.0.1", "localhost", "localhost", "127.0.0.1"]
+    items = []
+    for n, host in enumerate(hosts):
+        checks = [f'pm.environment.set("v", "{n}");']
+        if n:
+            checks.append(prev_check(n))
+        url = f"http://{host}:{port}/get?step={n}&prev={{{{v}}}}"
+        items.append(
+            {
+                "name": f"s{n}",
+                "request": {"method": "GET", "url": url},
+                "event": [{"listen": "test", "script": {"exec": checks}}],
+            }
+        )
+    sequence = {"info": {"_postman_id": uuid.uuid4().hex, "name": "hops"}, "item": items}
+    queues = [routed.queue_for(routed.default_network), routed.queue_for(other)]
+    with in_process_worker(routed_app, queues):
+        run_id = start_run(routed_app, RunRequest(sequence, VariableFile("env", "env-1", [])))
+        report = wait_for_report(services, run_id, 60)
+    assert report is not None
+    executions = report["run"]["executions"]
+    assert [e["network"] for e in executions] == [
+        routed.default_network,
+        routed.default_network,
+        other,
+        other,
+        routed.default_network,
+    ]
+    assert all(a["passed"] for e in executions for a in e["assertions"])
+    progress = services.registry.progress(run_id)
+    holder = [str(progress[f"b0:{n}:owner"]) for n in range(len(hosts))]
+    assert [str(progress[f"b0:{n}:started"]["queue"]) for n in range(len(hosts))] == [
+        queues[0],
+        queues[0],
+        queues[1],
+        queues[1],
+        queues[0],
+    ]
+    inlined = ["/" in h for h in holder]
+    assert inlined == [False, True, False, True, False]
 
 
 def test_a_step_for_another_queue_is_not_inlined(
