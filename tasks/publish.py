@@ -102,6 +102,24 @@ def chord_ops(app: Celery, run_id: str, steps: list[StepMessage], control_queue:
     return ops
 
 
+def report_push(app: Celery, run_id: str, control_queue: str) -> tuple[str, str]:
+    """The list and message that queue ``finalize_run`` of ``run_id`` at the report priority.
+
+    For a worker that leaves a run's report for later: one ``LPUSH`` of this
+    message (the ``SENT_AT`` placeholder replaced by the time) costs a tenth
+    of what ``send_task`` costs in Celery's publishing path.
+
+    Parameters:
+        app: the Celery app.
+        run_id: the run.
+        control_queue: the queue of reports.
+    """
+    message = _message(
+        app, str(uuid.uuid4()), FINALIZE_RUN, (run_id,), control_queue, None, REPORT_PRIORITY
+    )
+    return priority_list(control_queue, REPORT_PRIORITY), message
+
+
 def _message(
     app: Celery,
     task_id: str,

@@ -16,14 +16,16 @@ which follows the step, does nothing then when the report is already made
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery.worker import state as worker_state
 
 from store import RunTicket
+from store.launch import SENT_AT
 from tasks.context import Services
-from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN
-from worker.roles import REPORT_PRIORITY
+from tasks.messages import EXECUTE_REQUEST
+from tasks.publish import report_push
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,10 @@ def report_later(services: Services, run_id: str, ended: int, ticket: RunTicket)
     """
     if ended < len(ticket.plan["branches"]) or not other_runs_stepping(run_id):
         return False
+    key, message = report_push(services.app, run_id, services.settings.control_queue)
     try:
-        services.app.send_task(
-            FINALIZE_RUN,
-            (run_id,),
-            queue=services.settings.control_queue,
-            priority=REPORT_PRIORITY,
-        )
-    except Exception:  # the broker is out of reach: report now rather than never
+        services.registry.redis.lpush(key, message.replace(SENT_AT, f"{time.time():.3f}", 1))
+    except Exception:  # Redis is out of reach: report now rather than never
         log.warning("could not queue the report of run %s; reporting it now", run_id)
         return False
     return True
