@@ -106,16 +106,25 @@ def report_push(app: Celery, run_id: str, control_queue: str) -> tuple[str, str]
     """The list and message that queue ``finalize_run`` of ``run_id`` at the report priority.
 
     For a worker that leaves a run's report for later: one ``LPUSH`` of this
-    message (the ``SENT_AT`` placeholder replaced by the time) costs a tenth
-    of what ``send_task`` costs in Celery's publishing path.
+    message (the ``SENT_AT`` placeholder replaced by the time) took about a
+    fifth of the worker's time that ``send_task`` took (py-spy samples of
+    ``bench/bench_tick.py``'s workers).
 
     Parameters:
         app: the Celery app.
         run_id: the run.
         control_queue: the queue of reports.
     """
+    # No stored result: the chord's callback, which follows, stores the run's outcome.
     message = _message(
-        app, str(uuid.uuid4()), FINALIZE_RUN, (run_id,), control_queue, None, REPORT_PRIORITY
+        app,
+        str(uuid.uuid4()),
+        FINALIZE_RUN,
+        (run_id,),
+        control_queue,
+        None,
+        REPORT_PRIORITY,
+        ignore_result=True,
     )
     return priority_list(control_queue, REPORT_PRIORITY), message
 
@@ -128,10 +137,16 @@ def _message(
     queue: str,
     argsrepr: str | None,
     priority: int = 0,
+    ignore_result: bool | None = None,
     **chord_options: Any,
 ) -> str:
-    """One task message, as kombu's Redis transport stores it in the list of ``priority``."""
+    """One task message, as kombu's Redis transport stores it in the list of ``priority``.
+
+    ``ignore_result`` True: the worker stores no result for it, whatever the task says.
+    """
     registered = app.tasks.get(task)
+    if ignore_result is None and registered is not None:
+        ignore_result = registered.ignore_result
     headers, properties, body, _ = app.amqp.as_task_v2(
         task_id,
         task,
@@ -143,7 +158,7 @@ def _message(
         origin=_origin(),
         # As Celery sends it: the task's own setting where this process knows the task,
         # else None, which leaves it to the worker's task (a False would override it).
-        ignore_result=registered.ignore_result if registered is not None else None,
+        ignore_result=ignore_result,
         **chord_options,
     )
     # Stamped as Celery's publish signal would, with the time the batch is sent.
