@@ -250,12 +250,15 @@ class RunRegistry:
         *,
         token: str,
         with_ticket: bool,
+        sent: str = "",
     ) -> StepStart:
         """Claim a step for one delivery and read what it needs, in one round trip.
 
         Only one delivery of a step runs it: the first, or the one sent again
         with ``token`` after its worker was lost. Nothing is written once the
-        run is final.
+        run is final. ``sent``: the method of the step's request when it goes
+        out before anything else runs (no pre-request script); on a first
+        attempt (``attempt`` 1) it is noted as ``mark_sent`` would.
         """
         reply = self._begin(
             keys=self._step_keys(run_id, holder.worker, "results", "states"),
@@ -269,6 +272,8 @@ class RunRegistry:
                 json.dumps({"worker": holder.worker, "queue": holder.queue}),
                 entry_field(run_id, step_key),
                 json.dumps({**holder.entry, "phase": "started"}),
+                sent,
+                json.dumps({**holder.entry, "phase": "sent", "method": sent}) if sent else "",
             ],
         )
         outcome = text(reply[0])

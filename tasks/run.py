@@ -183,9 +183,14 @@ def _run_step(
     registry = services.registry
     key = step_key(branch_key, number)
     context = contexts.get(run_id)
+    if begun is None and context is not None and not token and not cursor.get(PREPARED):
+        # Its request goes out first: noted as sent with the claim (a first attempt).
+        noted = method_sent_first(context, context.branch(branch_key), cursor)
     start = begun or registry.begin_step(
-        run_id, key, branch_key, holder, token=token, with_ticket=context is None
+        run_id, key, branch_key, holder, token=token, with_ticket=context is None, sent=noted
     )
+    if begun is None and start.attempt != 1:
+        noted = ""  # not noted: the request is noted when it goes out
     if context is None and start.ticket is not None:
         context = RunContext.from_ticket(services, start.ticket)
         contexts.put(context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -113,3 +114,32 @@ def test_closing_a_run_removes_its_waiting_messages(registry: RunRegistry) -> No
     registered(registry)
     assert registry.close("r1", [queue]) == 1
     assert registry.redis.lrange(queue, 0, -1) == [b"other-run"]
+
+
+def test_a_first_claim_notes_a_request_sent_first_and_a_resend_does_not(
+    registry: RunRegistry,
+) -> None:
+    """A step whose request goes out before anything else runs has it noted as sent by its
+    claim, on a first attempt only: a step sent again notes its request when it goes out,
+    so a second loss before that is told as such."""
+    registered(registry)
+    steps = registry.keys.worker_steps("w1")
+    first = registry.begin_step(
+        "r1", "b0:0", "b0", holder("w1", "t1"), token="", with_ticket=False, sent="POST"
+    )
+    assert first.outcome == "run" and first.attempt == 1
+    assert registry.progress("r1")["b0:0:sent"] == "POST"
+    entry = json.loads(registry.redis.hget(steps, "r1|b0:0") or "{}")
+    assert entry["phase"] == "sent" and entry["method"] == "POST"
+    twin = registry.begin_step(
+        "r1", "b0:0", "b0", holder("w2", "t2"), token="", with_ticket=False, sent="GET"
+    )
+    assert twin.outcome == "busy" and registry.progress("r1")["b0:0:sent"] == "POST"
+    registry.begin_step("r1", "b0:1", "b0", holder("w1", "t3"), token="", with_ticket=False)
+    assert registry.send_again("r1", "b0:1", "tok", "sent again", owner="t3")
+    again = registry.begin_step(
+        "r1", "b0:1", "b0", holder("w1", "t4"), token="tok", with_ticket=False, sent="POST"
+    )
+    assert again.outcome == "run" and again.attempt == 2
+    assert "b0:1:sent" not in registry.progress("r1")
+    assert json.loads(registry.redis.hget(steps, "r1|b0:1") or "{}")["phase"] == "started"
