@@ -26,6 +26,8 @@ from store.launch import SENT_AT
 from tasks.context import Services
 from tasks.messages import EXECUTE_REQUEST
 from tasks.publish import report_push
+from worker.queues import SENT_AT_HEADER, priority_list
+from worker.roles import REPORT_PRIORITY
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +64,69 @@ def report_later(services: Services, run_id: str, ended: int, ticket: RunTicket)
         log.warning("could not queue the report of run %s; reporting it now", run_id)
         return False
     return True
+
+
+# How long a queued report may wait behind request steps before it goes first.
+REPORT_WAIT_MAX = 5.0
+# Reports moved by one call at most: the script stays short however many wait.
+_PROMOTE_BATCH = 100
+
+# KEYS: the reports' list (priority 9), the list BRPOP takes first (priority 0).
+# ARGV: the latest send time that counts as overdue, the most messages to move,
+# the header of the send time.
+# Looks only at the reports' oldest end (kombu pushes left and pops right) and
+# moves the overdue ones to the right of the priority-0 list, the oldest
+# rightmost: they are the next messages taken from it. One script: a message
+# is in one list or the other, never both, never neither.
+_PROMOTE = """
+local moved = {}
+while #moved < tonumber(ARGV[2]) do
+  local oldest = redis.call('LINDEX', KEYS[1], -1)
+  if not oldest then break end
+  local ok, message = pcall(cjson.decode, oldest)
+  local sent = ok and type(message) == 'table' and type(message.headers) == 'table'
+    and tonumber(message.headers[ARGV[3]])
+  -- A message without a send time moves too: it must not hold back those behind it.
+  if sent and sent > tonumber(ARGV[1]) then break end
+  moved[#moved + 1] = redis.call('RPOP', KEYS[1])
+end
+for index = #moved, 1, -1 do
+  redis.call('RPUSH', KEYS[2], moved[index])
+end
+return #moved
+"""
+
+
+class ReportPromoter:
+    """Moves reports that waited longer than :data:`REPORT_WAIT_MAX` ahead of request steps.
+
+    Parameters:
+        services: the process's services (its Redis client and control queue).
+        wait_max: seconds a report may wait at the report priority.
+    """
+
+    def __init__(self, services: Services, wait_max: float = REPORT_WAIT_MAX) -> None:
+        queue = services.settings.control_queue
+        self.keys = [priority_list(queue, REPORT_PRIORITY), priority_list(queue, 0)]
+        self.wait_max = wait_max
+        self._promote = services.registry.redis.register_script(_PROMOTE)
+
+    def run_once(self, now: float | None = None) -> int:
+        """Move the overdue reports; how many moved. Raises ``redis.RedisError``.
+
+        Parameters:
+            now: the time to judge by (Unix seconds; the clock's by default).
+        """
+        now = time.time() if now is None else now
+        moved = int(
+            self._promote(
+                keys=self.keys, args=[now - self.wait_max, _PROMOTE_BATCH, SENT_AT_HEADER]
+            )
+        )
+        if moved:
+            log.info(
+                "%d report(s) waited over %.0f s behind request steps: taken next",
+                moved,
+                self.wait_max,
+            )
+        return moved

@@ -25,6 +25,7 @@ from celery import Celery, signals
 from tasks.context import Services
 from tasks.liveness import resolve_lost, resolve_orphans
 from tasks.outbox import Outbox
+from tasks.report_order import ReportPromoter
 from tasks.sweep import sweep
 from tasks.transit import TransitWatch
 
@@ -55,6 +56,7 @@ class Upkeep:
         self._stop = threading.Event()
         self._hold = services.registry.redis.register_script(_HOLD)
         self._outbox = Outbox(services)
+        self._promoter = ReportPromoter(services)
         self._transit = TransitWatch(services)
         self._trusted_from = time.monotonic() + services.settings.worker_lapse
         self._failing = False
@@ -82,6 +84,7 @@ class Upkeep:
         keys = [self.services.registry.keys.upkeep_lease()]
         if not self._hold(keys=keys, args=[self.holder, lease_ms]):
             return False
+        self._promoter.run_once()  # first: it is one short script
         sweep(self.services)
         if self._may_judge_workers():
             for worker in self.services.workers.lapsed():
