@@ -11,6 +11,11 @@ the step leaves the report to a ``finalize_run`` sent at the report priority
 request step waits in the queues it consumes. The chord's own callback,
 which follows the step, does nothing then when the report is already made
 (the report is claimed ``SET NX``, once).
+
+A report waits that way at most :data:`REPORT_WAIT_MAX`: under a stream of
+request steps that never lets up it would otherwise wait until the run's
+deadline. The upkeep (every second, one process at a time) moves reports
+queued longer than that ahead of the waiting steps (:class:`ReportPromoter`).
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ on Redis: the transport keeps it in a list of its own
 lists of priority 0 of all its queues before any list of a lower priority.
 So when a thousand runs start together, a worker takes their first steps
 before the reports of those that already ended; a report waits only while
-request steps wait in a queue that worker consumes. Steps routed to the
-control queue (pre-request scripts that pick the host) keep priority 0.
+request steps wait in a queue that worker consumes, and at most
+``tasks.report_order.REPORT_WAIT_MAX`` (5 s): the upkeep then moves it
+ahead of them. Steps routed to the control queue (pre-request scripts that
+pick the host) keep priority 0.
 
 Every worker reaches Redis, so every worker takes run bookkeeping: a
 deployment of subnet workers alone (``-Q net.a``), with nothing on the
