@@ -107,13 +107,14 @@ class ReportPromoter:
 
     Parameters:
         services: the process's services (its Redis client and control queue).
-        wait_max: seconds a report may wait at the report priority.
+        wait_max: seconds a report may wait at the report priority
+            (:data:`REPORT_WAIT_MAX` by default).
     """
 
-    def __init__(self, services: Services, wait_max: float = REPORT_WAIT_MAX) -> None:
+    def __init__(self, services: Services, wait_max: float | None = None) -> None:
         queue = services.settings.control_queue
         self.keys = [priority_list(queue, REPORT_PRIORITY), priority_list(queue, 0)]
-        self.wait_max = wait_max
+        self.wait_max = REPORT_WAIT_MAX if wait_max is None else wait_max
         self._promote = services.registry.redis.register_script(_PROMOTE)
 
     def run_once(self, now: float | None = None) -> int:
