@@ -39,6 +39,7 @@ __all__ = ["Catalog", "Changes", "Due"]
 log = logging.getLogger(__name__)
 OPENED_WEBHOOKS_KEPT = 100_000
 
+
 @dataclass(frozen=True)
 class Changes:
     """What a commit changed: monitor uids added, edited, paused and removed."""

@@ -207,8 +207,7 @@ class LocalMonitorSource:
         try:
             files = [monitor.collection, monitor.environment]
             stamps = tuple(
-                None if file is None else _stamp_of(self._own_file(monitor, file))
-                for file in files
+                None if file is None else _stamp_of(self._own_file(monitor, file)) for file in files
             )
         except InputError:
             return None

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from celery.worker import state as worker_state
 
-from store.registry import StepHolder, StepStart
+from store.records import StepHolder, StepStart
 
 if TYPE_CHECKING:
     from scheduler.planner import Branch

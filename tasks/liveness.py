@@ -44,7 +44,7 @@ from celery import signals
 
 from runtime.results import Execution, ScriptError
 from store.keys import text
-from store.registry import RunTicket, entry_field
+from store.records import RunTicket, entry_field
 from tasks.context import RunContext, Services
 from tasks.messages import EXECUTE_REQUEST, describe, step_key
 

@@ -30,19 +30,26 @@ from celery.exceptions import Ignore
 from pmrunner.errors import StepTakenOver
 from runtime.exchange import OutgoingRequest
 from runtime.results import Execution, ScriptError
-from runtime.runner import find_item
 from runtime.sandbox.pool import default_pool
 from runtime.state import RunState
 from runtime.step import Step
 from scheduler.planner import Branch
-from store.registry import StepHolder, StepStart
+from store.records import StepHolder, StepStart
 from tasks.context import RunContext, Services, contexts
 from tasks.egress import with_egress
 from tasks.finalize import finalize_if_complete
 from tasks.handover import PREPARED, resume_prepared, save_prepared
 from tasks.inline import InlineBudget, Inlined, method_sent_first
-from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, describe, step_key, step_queue
+from tasks.messages import EXECUTE_REQUEST, FINALIZE_RUN, step_key
 from tasks.report_order import report_later
+from tasks.successor import (
+    data_row,
+    dynamic_next,
+    network_of,
+    route_for,
+    step_signature,
+    successor_of,
+)
 from tasks.tracked_client import client_for_this_thread
 from worker.metrics import REQUESTS_EXECUTED
 
@@ -210,14 +217,14 @@ def _run_step(
     state = RunState(**start.state)
     item_id, iteration = context.position(branch, cursor)
     state.iteration = iteration
-    state.data = _data_row(context, iteration)
+    state.data = data_row(context, iteration)
     execution = Execution(
         id=0,
         item_id=item_id,
         item_name="",
         iteration=iteration,
         worker=holder.worker,
-        network=_network_of(holder.queue, services),
+        network=network_of(holder.queue, services),
         attempt=max(start.attempt, 1),
     )
     if start.note:
@@ -234,11 +241,11 @@ def _run_step(
     if isinstance(next_cursor, _Handover):  # its own pre-request scripts moved the request
         handover = uuid.uuid4().hex  # only the delivery it goes to may run the step now
         registry.send_again(run_id, key, handover, "", owner=holder.task_id)
-        signature = _signature(services, context, branch_key, number, next_cursor.cursor)
+        signature = step_signature(services, context, branch_key, number, next_cursor.cursor)
         return signature.clone(kwargs={"token": handover}), False
     REQUESTS_EXECUTED.labels(execution.network or "").inc()
     result = {"executions": [execution.to_dict()], "next": next_cursor}
-    successor = _successor(services, context, branch_key, number, next_cursor, state)
+    successor = successor_of(services, context, branch_key, number, next_cursor, state)
     handoff = None
     if successor is not None:
         handoff = (
@@ -282,7 +289,7 @@ def _hand_on(
     state_json: JSON,
 ) -> tuple[Any, bool]:
     """For a re-delivered finished step: send its successor unless that was done."""
-    successor = _successor(services, context, branch_key, number, cursor, RunState(**state_json))
+    successor = successor_of(services, context, branch_key, number, cursor, RunState(**state_json))
     if successor is None:
         return None, True
     next_key = step_key(branch_key, number + 1)
@@ -358,101 +365,11 @@ def _execute(
     client.jar.clear()
     client.begin_step(None)
     if branch.dynamic:
-        return _dynamic_next(context, cursor, result.has_next_request, result.next_request)
+        return dynamic_next(context, cursor, result.has_next_request, result.next_request)
     if context.options.bail and execution.failed:
         return None
     following = int(cursor["index"]) + 1
     return {"index": following} if following < len(branch.steps) else None
-
-
-def _dynamic_next(
-    context: RunContext, cursor: JSON, has_next: bool, target: str | None
-) -> JSON | None:
-    """Postman's flow: the next item, or a jump, or the next iteration."""
-    items = context.selected_items()
-    index, iteration = int(cursor["index"]), int(cursor.get("iteration", 0))
-    if not has_next:
-        index += 1
-    else:
-        jump = find_item(items, target) if target is not None else None
-        index = jump if jump is not None else len(items)
-    if index >= len(items):
-        index, iteration = 0, iteration + 1
-        if iteration >= context.ticket.iterations:
-            return None
-    return {"index": index, "iteration": iteration}
-
-
-def _successor(
-    services: Services,
-    context: RunContext,
-    branch_key: str,
-    number: int,
-    cursor: JSON | None,
-    state: RunState,
-) -> Any:
-    """The next step's signature, routed with the state the step left; None at the end."""
-    if cursor is None:
-        return None
-    branch = context.branch(branch_key)
-    item_id, iteration = context.position(branch, cursor)
-    routing_state = RunState(**{**asdict(state), "iteration": iteration})
-    routing_state.data = _data_row(context, iteration)
-    item = context.item(item_id)
-    queue = route_for(context, item, routing_state, services)
-    return _signature(services, context, branch_key, number + 1, {**cursor, "queue": queue})
-
-
-def _signature(
-    services: Services, context: RunContext, branch_key: str, number: int, cursor: JSON
-) -> Any:
-    """The signature of step ``number`` at ``cursor`` (whose ``queue`` says where it goes)."""
-    cursor = dict(cursor)
-    queue = cursor.pop("queue")
-    run_id = context.ticket.run_id
-    item_id, _ = context.position(context.branch(branch_key), cursor)
-    return services.app.signature(
-        EXECUTE_REQUEST,
-        (run_id, branch_key, number, cursor),
-        queue=queue,
-        argsrepr=describe(run_id, branch_key, number, context.item(item_id).name),
-        kwargsrepr="{}",
-    )
-
-
-def route_for(
-    context: RunContext,
-    item: Any,
-    state: RunState,
-    services: Services,
-    request: JSON | None = None,
-) -> str:
-    """The queue of ``item``'s step (``tasks.messages.step_queue``), with ``state``'s variables.
-
-    ``request`` is the item's request as its pre-request scripts left it
-    (default: as the collection has it).
-    """
-    return step_queue(
-        item,
-        state,
-        context.networks,
-        services.settings,
-        pin=context.ticket.network_pin,
-        request=request,
-    )
-
-
-def _data_row(context: RunContext, iteration: int) -> JSON:
-    rows = context.ticket.iteration_data
-    if not rows:
-        return {}
-    return dict(rows[min(iteration, len(rows) - 1)])
-
-
-def _network_of(queue: str, services: Services) -> str | None:
-    if queue.startswith("net."):
-        return queue[4:]
-    return services.settings.network
 
 
 def _record_internal_error(
@@ -480,7 +397,7 @@ def _record_internal_error(
         item_name=item_name,
         iteration=iteration,
         worker=holder.worker,
-        network=_network_of(holder.queue, services),
+        network=network_of(holder.queue, services),
     )
     execution.errors.append(ScriptError("internal", type(error).__name__, str(error)))
     result = {"executions": [execution.to_dict()], "next": None, "aborted": True}

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from store.keys import text
-from store.registry import RunTicket, entry_field
+from store.records import RunTicket, entry_field
 from tasks.context import Services
 from tasks.liveness import UNACKED_HASH, send_again
 from tasks.messages import step_key

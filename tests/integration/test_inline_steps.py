@@ -20,7 +20,7 @@ import yaml
 from celery import Celery
 
 from runtime.loading import VariableFile
-from store.registry import StepHolder
+from store.records import StepHolder
 from tasks import inline
 from tasks.context import Services
 from tasks.dispatch import RunRequest, start_run

@@ -13,7 +13,7 @@ from celery import Celery
 
 from runtime.loading import VariableFile
 from store.keys import text
-from store.registry import StepHolder
+from store.records import StepHolder
 from tasks.context import Services
 from tasks.dispatch import RunRequest, start_run
 from tasks.finalize import wait_for_report

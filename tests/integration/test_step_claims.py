@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from store import Keys, RunRegistry, RunTicket
-from store.registry import StepHolder
+from store.records import StepHolder
 
 pytestmark = pytest.mark.integration
 

@@ -57,7 +57,9 @@ def test_texts_without_a_secret_compile_no_pattern(monkeypatch: pytest.MonkeyPat
         raise AssertionError(f"compiled {variants}")
 
     monkeypatch.setattr(masking, "_compiled", refuse)
-    assert mask("GET http://127.0.0.1/get?i=1", ["0f1e2d3c-token"]) == "GET http://127.0.0.1/get?i=1"
+    assert (
+        mask("GET http://127.0.0.1/get?i=1", ["0f1e2d3c-token"]) == "GET http://127.0.0.1/get?i=1"
+    )
     headers = [("Accept", "*/*"), ("Postman-Token", "0f1e2d3c-token")]
     assert mask_headers(headers, ["0f1e2d3c-token"]) == [("Accept", "*/*"), ("Postman-Token", MASK)]
 

@@ -15,17 +15,24 @@ PEAK_RSS_LIMIT = 300 * 1024 * 1024
 
 # The child records its own peak from /proc (VmHWM, since its exec): the rusage that
 # wait4 reports would also count the pages a child forked from this large test process
-# had mapped before its exec.
+# had mapped before its exec. A local run ends with os._exit (no atexit handlers run).
 _RECORD_PEAK = """
-import atexit, sys
+import os, sys
 out = sys.argv.pop(1)
 def record():
     status = open("/proc/self/status").read()
     peak = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
     open(out, "w").write(peak.split()[1])
-atexit.register(record)
+_exit = os._exit
+def exit_recording(code):
+    record()
+    _exit(code)
+os._exit = exit_recording
 from pmrunner.cli import main
-main()
+try:
+    main()
+finally:
+    record()
 """
 
 
