@@ -13,14 +13,14 @@ unknown option, a missing argument) keeps click's exit 2.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from pmrunner import __version__
+from pmrunner.lazy import lazy_names
 
 if TYPE_CHECKING:
     from pmrunner.cli.api import api_command
@@ -181,14 +181,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """The package's names, each imported from its module on first use."""
-    module = _EXPORTED_FROM.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _EXPORTED_FROM)
 
 
 class _Commands(click.Group):

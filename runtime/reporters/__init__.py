@@ -7,15 +7,15 @@ listeners = build_reporters(["cli", "json"], json_path=None, junit_path=None,
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pmrunner.errors import InputError
+from pmrunner.lazy import lazy_names
 from runtime.events import RunListener
 from runtime.model import Collection
 from runtime.results import utc_now
@@ -59,14 +59,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """The reporters' names, each imported from its module on first use."""
-    module = _DEFINED_IN.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _DEFINED_IN)
 
 
 @dataclass(frozen=True)
